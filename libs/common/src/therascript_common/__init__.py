@@ -1,0 +1,1 @@
+"""Shared plumbing for Therascript services. Keep it thin: no domain logic lives here."""

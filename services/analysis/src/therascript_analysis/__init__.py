@@ -1,0 +1,1 @@
+"""The analysis service (map/reduce over many sessions). Built by the analysis issue."""

@@ -1,0 +1,1 @@
+"""The Therascript REST gateway (FastAPI): validates, authenticates, maps REST ⇄ gRPC. Owns no data."""

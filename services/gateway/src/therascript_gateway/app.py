@@ -1,0 +1,52 @@
+"""Builds the FastAPI application: middleware, error handlers, and one router per resource."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .clients import ServiceClients
+from .errors import install_error_handlers
+from .middleware import RequestContextMiddleware, require_token
+from .routes import analysis, chats, llm, meta, ops, search, sessions, templates
+from .settings import GatewaySettings
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: GatewaySettings, clients: ServiceClients | None = None) -> FastAPI:
+    """The gateway app. `clients` defaults to channels built from `settings` on start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        app.state.clients = clients or ServiceClients.connect(settings)
+        yield
+        await app.state.clients.close()
+
+    app = FastAPI(
+        title="Therascript API",
+        version=API_VERSION,
+        docs_url="/api/docs",
+        openapi_url="/api/docs/json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "Range", "Last-Event-ID", "X-Request-Id"],
+        expose_headers=["X-User-Message-Id", "Content-Range", "Accept-Ranges", "Content-Length", "X-Request-Id"],
+        allow_credentials=False,
+    )
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(meta.public_router, prefix="/api")
+    protected = [Depends(require_token)]
+    for module in (sessions, chats, templates, analysis, search, llm, ops, meta):
+        app.include_router(module.router, prefix="/api", dependencies=protected)
+    return app
