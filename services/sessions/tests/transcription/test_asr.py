@@ -1,0 +1,88 @@
+"""asr.transcribe with the real packaged Whisper tiny.en model on a synthetic two-voice dialogue."""
+
+from __future__ import annotations
+
+import pytest
+from dialogue import words_match
+
+from therascript_sessions.transcription.asr import AsrConfig, AsrResult, Word, load_model, transcribe
+
+
+def spoken_text(turns) -> str:
+    return " ".join(text for _, _, _, text in turns)
+
+
+def test_transcript_matches_the_script(dialogue, dialogue_asr):
+    result, _ = dialogue_asr
+    recognised = "".join(word.text for word in result.words)
+    assert words_match(spoken_text(dialogue[1]), recognised) >= 0.8, recognised
+
+
+def test_result_describes_the_audio(dialogue, dialogue_asr):
+    result, _ = dialogue_asr
+    assert result.language == "en"
+    assert result.device == "cpu"
+    assert result.duration_s == pytest.approx(dialogue[1][-1][1], abs=0.05)
+    assert result.segments and all(start <= end for start, end, _ in result.segments)
+
+
+def test_word_times_are_ordered_and_inside_the_audio(dialogue_asr):
+    result, _ = dialogue_asr
+    assert len(result.words) > 60
+    for previous, word in zip(result.words, result.words[1:]):
+        assert previous.start_s <= word.start_s
+    assert all(0 <= w.start_s <= w.end_s <= result.duration_s + 0.05 for w in result.words)
+    assert all(0 <= w.probability <= 1 and w.speaker is None for w in result.words)
+
+
+def test_words_fall_in_the_turns_that_spoke_them(dialogue, dialogue_asr):
+    result, _ = dialogue_asr
+    for start_s, end_s, _, text in dialogue[1]:
+        inside = "".join(w.text for w in result.words if start_s - 0.3 <= (w.start_s + w.end_s) / 2 <= end_s + 0.3)
+        assert words_match(text, inside) >= 0.6, (text, inside)
+
+
+def test_progress_is_monotonic_and_reaches_one(dialogue_asr):
+    _, progress = dialogue_asr
+    assert len(progress) >= 3
+    assert progress == sorted(progress)
+    assert all(0 <= p <= 1 for p in progress)
+    assert progress[-2] > 0.9 and progress[-1] == 1.0
+
+
+def test_result_survives_a_json_round_trip(dialogue_asr):
+    result, _ = dialogue_asr
+    labelled = AsrResult([Word(w.start_s, w.end_s, w.text, w.probability, "SPEAKER_00") for w in result.words],
+                         result.segments, result.language, result.duration_s, result.device)
+    for original in (result, labelled):
+        assert AsrResult.from_json(original.to_json()) == original
+
+
+def test_from_json_rejects_garbage():
+    with pytest.raises((ValueError, KeyError)):
+        AsrResult.from_json('{"words": []}')
+    with pytest.raises(ValueError):
+        AsrResult.from_json("not json")
+
+
+def test_model_is_loaded_once_per_config():
+    assert load_model(AsrConfig()) is load_model(AsrConfig())
+
+
+def test_defaults_guard_against_hallucination_loops():
+    config = AsrConfig()
+    assert config.vad_filter is True and config.condition_on_previous_text is False
+
+
+def test_silence_gives_no_words(tmp_path):
+    import subprocess
+
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(silence), "trim", "0", "5"], check=True)
+    result = transcribe(silence, AsrConfig())
+    assert result.words == [] and result.duration_s == pytest.approx(5.0, abs=0.01)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        transcribe(tmp_path / "absent.wav", AsrConfig())
