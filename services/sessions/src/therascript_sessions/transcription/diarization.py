@@ -1,0 +1,420 @@
+"""Speaker diarization: who spoke each word (MODELS.md "Diarization").
+
+Method, per issue 2 ("speakers are assigned per word and smoothed at turn boundaries"):
+
+1. Speech regions: the recognised words, merged where the pause between them is < REGION_GAP_S.
+2. Windows of WINDOW_S (the voice encoder's native 1.6 s partial) every HOP_S inside each region; a region
+   shorter than a window is one window of its own length. Windows never cross a pause, so a window rarely
+   holds two voices.
+3. One 256-d resemblyzer embedding per window (VoiceEncoder, weights `pretrained.pt` shipped in the package).
+4. AgglomerativeClustering (cosine, average linkage) into `num_speakers` clusters, on the windows of at least
+   MIN_RELIABLE_S (at most MAX_CLUSTERED of them), then every window goes to the nearest cluster centroid.
+5. Each word takes the label of the windows overlapping it, weighted by overlap (majority by overlap).
+6. Smoothing: a run of few words (≤ SHORT_RUN_WORDS or < SHORT_RUN_S) between two runs of one speaker takes
+   their label, unless pauses ≥ ISOLATED_GAP_S on both sides make it a separate utterance; each turn change
+   then moves to the longest pause within SNAP_WORDS words of it.
+7. Labels "SPEAKER_00", "SPEAKER_01", … numbered in order of first appearance.
+
+torch, resemblyzer, librosa and scikit-learn are imported lazily, here only, so that importing
+`therascript_sessions` never pulls torch. Nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from therascript_sessions.transcription.asr import Word
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import numpy as np
+
+SAMPLE_RATE = 16000
+FRAMES_PER_S = 100  # the voice encoder's mel frames: 10 ms step
+WINDOW_S = 1.6
+HOP_S = 0.5
+REGION_GAP_S = 0.4
+MIN_WINDOW_S = 0.2
+MIN_RELIABLE_S = 1.0
+MAX_CLUSTERED = 2000
+BATCH_SIZE = 128
+SHORT_RUN_WORDS = 2
+SHORT_RUN_S = 0.5
+ISOLATED_GAP_S = 1.0
+EDGE_JOIN_GAP_S = 0.2
+SNAP_WORDS = 2
+SNAP_MIN_GAIN_S = 0.1
+
+ProgressCallback = Callable[[float], None]
+
+
+def speaker_label(number: int) -> str:
+    """0 → "SPEAKER_00" (the label format of the original, whisperx/pyannote)."""
+    return f"SPEAKER_{number:02d}"
+
+
+def is_available() -> tuple[bool, str | None]:
+    """Whether the embedding model can be loaded here: torch and resemblyzer importable and resemblyzer's
+    `pretrained.pt` present. Imports nothing and never touches the network. Returns (True, None) or
+    (False, the reason)."""
+    for package in ("torch", "resemblyzer", "sklearn", "librosa"):
+        if importlib.util.find_spec(package) is None:
+            return False, f"the Python package {package!r} is not installed"
+    spec = importlib.util.find_spec("resemblyzer")
+    origin = Path(spec.origin) if spec and spec.origin else None
+    weights = origin.parent / "pretrained.pt" if origin else None
+    if weights is None or not weights.is_file():
+        return False, f"the voice encoder weights are missing ({weights})"
+    return True, None
+
+
+def assign_speakers(
+    path: Path,
+    words: list[Word],
+    num_speakers: int,
+    on_progress: ProgressCallback | None = None,
+    device: str = "auto",
+) -> list[Word]:
+    """Label every word with its speaker.
+
+    path: the audio the words were recognised from (any format ffmpeg decodes). words: time-ordered, as
+    `asr.transcribe` gives them. num_speakers: how many speakers to find (≥ 1); 1 labels everything
+    SPEAKER_00 without loading the model. on_progress: fraction done, 0..1, non-decreasing, ending at 1.0.
+    device: "auto" (CUDA when torch sees it), "cpu" or "cuda".
+    Returns new Word objects (the input is not modified) with `speaker` set.
+    Raises ValueError for num_speakers < 1 or undecodable audio, FileNotFoundError for a missing file,
+    RuntimeError (or ImportError) when the embedding model cannot be loaded.
+    """
+    if num_speakers < 1:
+        raise ValueError(f"num_speakers must be at least 1, got {num_speakers}")
+    progress = on_progress or (lambda fraction: None)
+    if num_speakers == 1 or not words:
+        progress(1.0)
+        return [replace(word, speaker=speaker_label(0)) for word in words]
+    windows = plan_windows(speech_regions(words))
+    embeddings = embed_windows(path, windows, device, lambda done: progress(0.9 * done))
+    window_labels = cluster_windows(embeddings, windows, num_speakers)
+    labels = smooth_turns(words, vote_words(words, windows, window_labels))
+    progress(1.0)
+    return [replace(word, speaker=speaker_label(label)) for word, label in zip(words, number_by_appearance(labels))]
+
+
+# --- 1–2. where to embed -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of audio to embed, in seconds."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def speech_regions(words: list[Word], max_gap_s: float = REGION_GAP_S) -> list[Window]:
+    """Spans of continuous speech: the words' spans merged where the pause between them is < max_gap_s."""
+    regions: list[Window] = []
+    for word in words:
+        if regions and word.start_s - regions[-1].end_s < max_gap_s:
+            regions[-1] = Window(regions[-1].start_s, max(regions[-1].end_s, word.end_s))
+        else:
+            regions.append(Window(word.start_s, word.end_s))
+    return regions
+
+
+def plan_windows(regions: list[Window], window_s: float = WINDOW_S, hop_s: float = HOP_S) -> list[Window]:
+    """Sliding windows inside each region, in time order: every region is covered end to end by windows of
+    `window_s` starting about every `hop_s`; a region shorter than `window_s` (but at least MIN_WINDOW_S,
+    else widened to it) is one window."""
+    windows: list[Window] = []
+    for region in regions:
+        if region.duration_s <= window_s:
+            middle, half = (region.start_s + region.end_s) / 2, max(region.duration_s, MIN_WINDOW_S) / 2
+            windows.append(Window(max(0.0, middle - half), middle + half))
+            continue
+        count = math.ceil((region.duration_s - window_s) / hop_s) + 1
+        step = (region.duration_s - window_s) / (count - 1)
+        windows.extend(Window(region.start_s + i * step, region.start_s + i * step + window_s) for i in range(count))
+    return windows
+
+
+# --- 3. embeddings --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def load_encoder(device: str = "auto") -> Any:
+    """resemblyzer's VoiceEncoder on `device` ("auto" → CUDA when available), loaded once per process.
+    Raises RuntimeError when the package or its weights are missing."""
+    available, reason = is_available()
+    if not available:
+        raise RuntimeError(f"diarization is unavailable: {reason}")
+    import torch
+
+    with warnings.catch_warnings():  # webrtcvad (imported by resemblyzer) warns about pkg_resources
+        warnings.simplefilter("ignore")
+        from resemblyzer import VoiceEncoder
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return VoiceEncoder(device, verbose=False)
+
+
+def embed_windows(
+    path: Path, windows: list[Window], device: str = "auto", on_progress: ProgressCallback | None = None
+) -> np.ndarray:
+    """One L2-normalised 256-d embedding per window: shape (len(windows), 256), float32.
+    The audio is decoded at 16 kHz without trimming (resemblyzer's preprocess_wav would shorten silences
+    and shift every timestamp), volume-normalised as resemblyzer does, and windows are embedded in
+    batches of equal length. on_progress gets the fraction of windows embedded, 0..1."""
+    import numpy as np
+    import torch
+
+    from therascript_sessions.transcription.audio import decode_mono
+
+    encoder = load_encoder(device)
+    samples = _normalise_volume(decode_mono(path, SAMPLE_RATE))
+    embeddings = np.zeros((len(windows), 256), dtype=np.float32)
+    done = 0
+    for indices, mels in _batches(samples, windows):
+        with torch.no_grad():
+            batch = encoder(torch.from_numpy(mels).to(encoder.device)).cpu().numpy()
+        embeddings[indices] = batch
+        done += len(indices)
+        if on_progress:
+            on_progress(done / len(windows))
+    return embeddings
+
+
+def _normalise_volume(samples: np.ndarray) -> np.ndarray:
+    from resemblyzer.audio import normalize_volume
+    from resemblyzer.hparams import audio_norm_target_dBFS
+
+    if not samples.size or not samples.any():
+        return samples
+    return normalize_volume(samples, audio_norm_target_dBFS, increase_only=True)
+
+
+def _batches(samples: np.ndarray, windows: list[Window]) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(window indices, mel spectrograms of shape (batch, frames, 40)) for windows of equal frame count.
+    Memory stays bounded: at most BATCH_SIZE windows per frame count are pending at once."""
+    import numpy as np
+
+    pending: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for index, mel in _window_mels(samples, windows):
+        group = pending.setdefault(len(mel), [])
+        group.append((index, mel))
+        if len(group) == BATCH_SIZE:
+            yield [i for i, _ in group], np.stack([m for _, m in group])
+            del pending[len(mel)]
+    for group in pending.values():
+        yield [i for i, _ in group], np.stack([m for _, m in group])
+
+
+def _window_mels(samples: np.ndarray, windows: list[Window]) -> Iterator[tuple[int, np.ndarray]]:
+    """The mel spectrogram (frames, 40) of each window, computed once per speech region (a run of
+    overlapping windows) and sliced, not once per window."""
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    index = 0
+    while index < len(windows):
+        last = index
+        while last + 1 < len(windows) and windows[last + 1].start_s < windows[last].end_s:
+            last += 1
+        first_sample = int(windows[index].start_s * SAMPLE_RATE)
+        stop_sample = max(int(windows[last].end_s * SAMPLE_RATE), first_sample + 1)
+        mel = wav_to_mel_spectrogram(_padded(samples, first_sample, stop_sample))
+        for position in range(index, last + 1):
+            begin = round((windows[position].start_s - windows[index].start_s) * FRAMES_PER_S)
+            frames = max(1, round(windows[position].duration_s * FRAMES_PER_S))
+            yield position, mel[begin : begin + frames] if begin + frames <= len(mel) else _pad_frames(mel, begin, frames)
+        index = last + 1
+
+
+def _padded(samples: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """samples[start:stop], zero-padded when the range runs past the end of the audio."""
+    import numpy as np
+
+    piece = samples[start:stop]
+    return piece if len(piece) == stop - start else np.pad(piece, (0, stop - start - len(piece)))
+
+
+def _pad_frames(mel: np.ndarray, begin: int, frames: int) -> np.ndarray:
+    import numpy as np
+
+    piece = mel[begin : begin + frames]
+    return np.pad(piece, ((0, frames - len(piece)), (0, 0)))
+
+
+# --- 4. clustering --------------------------------------------------------------------------------------
+
+
+def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers: int) -> np.ndarray:
+    """A cluster number (0..num_speakers-1) per window, shape (len(windows),).
+
+    Agglomerative clustering (cosine distance, average linkage; MODELS.md) runs on the reliable windows
+    (≥ MIN_RELIABLE_S; all windows when too few are), evenly subsampled to MAX_CLUSTERED so that memory
+    and time stay bounded on long sessions; then every window is assigned to the nearest centroid, twice
+    (a k-means refinement that also absorbs short, noisy windows)."""
+    import numpy as np
+    from sklearn.cluster import AgglomerativeClustering
+
+    count = min(num_speakers, len(windows))
+    if count < 2:
+        return np.zeros(len(windows), dtype=int)
+    durations = np.array([w.duration_s for w in windows])
+    chosen = np.flatnonzero(durations >= MIN_RELIABLE_S)
+    if len(chosen) < max(count, 2 * num_speakers):
+        chosen = np.arange(len(windows))
+    chosen = chosen[:: math.ceil(len(chosen) / MAX_CLUSTERED)]
+    clustering = AgglomerativeClustering(n_clusters=count, metric="cosine", linkage="average")
+    labels = np.zeros(len(windows), dtype=int)
+    labels[chosen] = clustering.fit_predict(embeddings[chosen])
+    centroids = _centroids(embeddings[chosen], labels[chosen], count)
+    for _ in range(2):
+        labels = np.argmax(embeddings @ centroids.T, axis=1)
+        centroids = _centroids(embeddings, labels, count, fallback=centroids)
+    return labels
+
+
+def _centroids(embeddings: np.ndarray, labels: np.ndarray, count: int, fallback: np.ndarray | None = None) -> np.ndarray:
+    """L2-normalised mean embedding per cluster, shape (count, 256); an empty cluster keeps its fallback."""
+    import numpy as np
+
+    centroids = np.zeros((count, embeddings.shape[1]), dtype=np.float32)
+    for cluster in range(count):
+        members = embeddings[labels == cluster]
+        if len(members):
+            mean = members.mean(axis=0)
+            centroids[cluster] = mean / (np.linalg.norm(mean) or 1.0)
+        elif fallback is not None:
+            centroids[cluster] = fallback[cluster]
+    return centroids
+
+
+# --- 5. words -------------------------------------------------------------------------------------------
+
+
+def vote_words(words: list[Word], windows: list[Window], window_labels: Any) -> list[int]:
+    """Each word's cluster: the label with the most window overlap (s) with the word; a word that no
+    window overlaps takes the label of the window nearest to it."""
+    import bisect
+
+    starts = [w.start_s for w in windows]
+    longest = max(w.duration_s for w in windows)
+    labels: list[int] = []
+    for word in words:
+        votes: dict[int, float] = {}
+        first = bisect.bisect_left(starts, word.start_s - longest)
+        for position in range(first, bisect.bisect_right(starts, word.end_s)):
+            window = windows[position]
+            overlap = min(word.end_s, window.end_s) - max(word.start_s, window.start_s)
+            if overlap > 0:
+                label = int(window_labels[position])
+                votes[label] = votes.get(label, 0.0) + overlap
+        if not votes:
+            middle = (word.start_s + word.end_s) / 2
+            nearest = min(range(len(windows)), key=lambda i: abs((windows[i].start_s + windows[i].end_s) / 2 - middle))
+            votes[int(window_labels[nearest])] = 1.0
+        labels.append(max(votes, key=votes.__getitem__))
+    return labels
+
+
+# --- 6. smoothing ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """Consecutive words [first, stop) with one label."""
+
+    label: int
+    first: int
+    stop: int
+
+
+def _runs(labels: list[int]) -> list[_Run]:
+    runs: list[_Run] = []
+    for position, label in enumerate(labels):
+        if runs and runs[-1].label == label:
+            runs[-1].stop = position + 1
+        else:
+            runs.append(_Run(label, position, position + 1))
+    return runs
+
+
+def _gap_before(words: list[Word], position: int) -> float:
+    """Pause (s) between word position-1 and word position; infinite at the edges."""
+    if position <= 0 or position >= len(words):
+        return math.inf
+    return words[position].start_s - words[position - 1].end_s
+
+
+def smooth_turns(words: list[Word], labels: list[int]) -> list[int]:
+    """Remove implausibly short speaker runs, then snap each turn change to the nearby longest pause."""
+    labels = _absorb_short_runs(words, list(labels))
+    return _snap_boundaries(words, labels)
+
+
+def _is_short(words: list[Word], run: _Run) -> bool:
+    duration_s = words[run.stop - 1].end_s - words[run.first].start_s
+    return run.stop - run.first <= SHORT_RUN_WORDS or duration_s < SHORT_RUN_S
+
+
+def _absorb_short_runs(words: list[Word], labels: list[int]) -> list[int]:
+    """Relabel short runs that interrupt one speaker (or hang on to the edge of a neighbour's speech),
+    repeating until nothing changes."""
+    changed = True
+    while changed:
+        changed = False
+        runs = _runs(labels)
+        for position, run in enumerate(runs):
+            new_label = _absorbing_label(words, runs, position) if _is_short(words, run) else None
+            if new_label is not None:
+                labels[run.first : run.stop] = [new_label] * (run.stop - run.first)
+                changed = True
+                break
+    return labels
+
+
+def _absorbing_label(words: list[Word], runs: list[_Run], position: int) -> int | None:
+    """The label a short run should take, or None to keep it."""
+    run = runs[position]
+    before, after = _gap_before(words, run.first), _gap_before(words, run.stop)
+    previous = runs[position - 1] if position > 0 else None
+    following = runs[position + 1] if position + 1 < len(runs) else None
+    if previous and following:
+        if previous.label == following.label and min(before, after) < ISOLATED_GAP_S:
+            return previous.label
+        return None
+    neighbour, gap = (previous, before) if previous else (following, after)
+    if neighbour is not None and gap < EDGE_JOIN_GAP_S:
+        return neighbour.label
+    return None
+
+
+def _snap_boundaries(words: list[Word], labels: list[int]) -> list[int]:
+    """Move each turn change to the longest pause among the SNAP_WORDS word gaps on either side, when that
+    pause is longer by SNAP_MIN_GAIN_S; each run keeps at least one word."""
+    runs = _runs(labels)
+    for left, right in zip(runs, runs[1:]):
+        boundary = right.first
+        candidates = range(max(left.first + 1, boundary - SNAP_WORDS), min(right.stop - 1, boundary + SNAP_WORDS) + 1)
+        best = max(candidates, key=lambda p: _gap_before(words, p), default=boundary)
+        if _gap_before(words, best) > _gap_before(words, boundary) + SNAP_MIN_GAIN_S:
+            first, stop = min(best, boundary), max(best, boundary)
+            labels[first:stop] = [left.label if best > boundary else right.label] * (stop - first)
+            left.stop, right.first = best, best
+    return labels
+
+
+def number_by_appearance(labels: list[int]) -> list[int]:
+    """Renumber cluster labels 0, 1, … in order of first appearance: [4, 4, 1, 4] → [0, 0, 1, 0]."""
+    order: dict[int, int] = {}
+    return [order.setdefault(label, len(order)) for label in labels]
