@@ -1,0 +1,1 @@
+"""Therascript chat service: chats, messages, templates, context usage and streamed replies."""

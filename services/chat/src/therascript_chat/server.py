@@ -1,0 +1,38 @@
+"""Wires the chat gRPC server: settings → database (migrated, system templates seeded) → clients → servicer."""
+
+from __future__ import annotations
+
+from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
+from therascript_common.grpc_server import registration, run
+
+from .clients import LlmClient, SessionsClient
+from .deps import ChatDeps
+from .servicer import ChatServicer
+from .settings import ChatSettings
+from .storage.database import open_database
+from .templates import seed_system_templates
+
+
+def build_deps(settings: ChatSettings) -> ChatDeps:
+    """Opens (migrates) the database, seeds missing system templates, connects the clients."""
+    db = open_database(settings.database_url_resolved())
+    seed_system_templates(db)
+    return ChatDeps(
+        db=db,
+        sessions=SessionsClient(settings.sessions_target, settings.rpc_timeout_s),
+        llm=LlmClient(settings.llm_target, settings.rpc_timeout_s, settings.generate_timeout_s),
+        settings=settings,
+    )
+
+
+def registrations(deps: ChatDeps) -> list:
+    return [registration(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(deps))]
+
+
+def main() -> None:
+    settings = ChatSettings()
+    run("chat", settings, registrations(build_deps(settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""ChatService over gRPC: each RPC unpacks the request, calls one domain function, packs the answer.
+Domain errors become gRPC statuses in therascript_common.grpc_server's interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import grpc
+from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
+from therascript.common.v1 import common_pb2
+from therascript_common.errors import InvalidArgument
+
+from . import chats, context_usage, convert, messages, replies, templates
+from .deps import ChatDeps
+
+
+def _session_id(request) -> int | None:  # noqa: ANN001
+    """The optional `session_id` of a request: None = standalone scope."""
+    return request.session_id if request.HasField("session_id") else None
+
+
+def _require_id(value: int, name: str) -> int:
+    if value <= 0:
+        raise InvalidArgument(f"{name} must be a positive integer.", [{"field": name, "message": "positive integer"}])
+    return value
+
+
+def _on_end(context: grpc.ServicerContext) -> Callable[[Callable[[], None]], None]:
+    """Registers a callback for the end of the RPC; runs it at once if the RPC has already ended."""
+    def register(callback: Callable[[], None]) -> None:
+        if not context.add_callback(callback):
+            callback()
+    return register
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, deps: ChatDeps) -> None:
+        self.deps = deps
+
+    def CreateChat(self, request, context):  # noqa: ANN001, ANN201, N802
+        session_id = _session_id(request)
+        if session_id is not None:
+            self.deps.sessions.get_session(_require_id(session_id, "sessionId"))
+        return convert.chat(chats.create_chat(self.deps.db, session_id))
+
+    def GetChat(self, request, context):  # noqa: ANN001, ANN201, N802
+        chat = chats.get_chat(self.deps.db, request.chat_id, _session_id(request))
+        rows = messages.list_messages(self.deps.db, chat.id)
+        return chat_pb2.ChatDetail(chat=convert.chat(chat), messages=[convert.message(r) for r in rows])
+
+    def ListStandaloneChats(self, request, context):  # noqa: ANN001, ANN201, N802
+        rows = chats.list_standalone_chats(self.deps.db, request.page.limit, request.page.offset)
+        return chat_pb2.ListChatsResponse(chats=[convert.chat(r) for r in rows])
+
+    def ListSessionChats(self, request, context):  # noqa: ANN001, ANN201, N802
+        rows = chats.list_session_chats(self.deps.db, request.session_id)
+        return chat_pb2.ListChatsResponse(chats=[convert.chat(r) for r in rows])
+
+    def RenameChat(self, request, context):  # noqa: ANN001, ANN201, N802
+        name = request.name if request.HasField("name") else None
+        return convert.chat(chats.rename_chat(self.deps.db, request.chat_id, request.session_id, name))
+
+    def UpdateChatDetails(self, request, context):  # noqa: ANN001, ANN201, N802
+        name = request.name if request.HasField("name") else None
+        tags = list(request.tags) if request.has_tags else None
+        return convert.chat(chats.update_chat_details(self.deps.db, request.chat_id, name, tags))
+
+    def DeleteChat(self, request, context):  # noqa: ANN001, ANN201, N802
+        chats.delete_chat(self.deps.db, request.chat_id, _session_id(request))
+        return common_pb2.Ack(message=f"Chat {request.chat_id} deleted successfully.")
+
+    def DeleteSessionChats(self, request, context):  # noqa: ANN001, ANN201, N802
+        count = chats.delete_session_chats(self.deps.db, request.session_id)
+        return chat_pb2.DeleteSessionChatsResponse(chats_deleted=count)
+
+    def SendMessage(self, request, context) -> Iterator[chat_pb2.ChatEvent]:  # noqa: ANN001, N802
+        yield from replies.stream_reply(self.deps, request.chat_id, _session_id(request), request.text,
+                                        _on_end(context))
+
+    def GetContextUsage(self, request, context):  # noqa: ANN001, ANN201, N802
+        return context_usage.get_context_usage(self.deps, request.chat_id, _session_id(request),
+                                               request.input_draft, request.reserved_output_tokens)
+
+    def ListTemplates(self, request, context):  # noqa: ANN001, ANN201, N802
+        return chat_pb2.ListTemplatesResponse(templates=[convert.template(r) for r in templates.list_templates(self.deps.db)])
+
+    def CreateTemplate(self, request, context):  # noqa: ANN001, ANN201, N802
+        return convert.template(templates.create_template(self.deps.db, request.title, request.text))
+
+    def UpdateTemplate(self, request, context):  # noqa: ANN001, ANN201, N802
+        body = request.template
+        return convert.template(templates.update_template(self.deps.db, request.id, body.title, body.text))
+
+    def DeleteTemplate(self, request, context):  # noqa: ANN001, ANN201, N802
+        templates.delete_template(self.deps.db, request.id)
+        return common_pb2.Ack(message=f"Template with ID {request.id} deleted successfully.")

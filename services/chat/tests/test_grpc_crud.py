@@ -1,0 +1,48 @@
+"""The CRUD RPCs over a real gRPC server (statuses as the gateway will see them)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
+from therascript_chat import chats
+from therascript_chat.testing import start_chat_service
+
+
+@pytest.fixture
+def service(tmp_path):  # noqa: ANN001, ANN201
+    running = start_chat_service(tmp_path)
+    channel = grpc.insecure_channel(running.target)
+    yield running, chat_pb2_grpc.ChatServiceStub(channel)
+    channel.close()
+    running.stop()
+
+
+def test_list_and_delete_session_chats_rpcs(service) -> None:  # noqa: ANN001
+    running, stub = service
+    ids = [chats.create_chat(running.deps.db, 42).id for _ in range(2)]
+    listed = stub.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=42)).chats
+    assert [c.id for c in listed] == ids[::-1] and all(c.session_id == 42 and c.timestamp_ms > 0 for c in listed)
+    assert stub.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(session_id=42)).chats_deleted == 2
+    assert stub.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(session_id=42)).chats_deleted == 0
+    assert list(stub.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=42)).chats) == []
+
+
+def test_duplicate_template_title_is_already_exists(service) -> None:  # noqa: ANN001
+    _, stub = service
+    titles = [t.title for t in stub.ListTemplates(chat_pb2.ListTemplatesRequest()).templates]
+    assert "system_prompt" in titles and "system_standalone_prompt" in titles
+    stub.CreateTemplate(chat_pb2.TemplateInput(title="Summary", text="Summarise."))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateTemplate(chat_pb2.TemplateInput(title="Summary", text="Again."))
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_unknown_chat_is_not_found_and_session_down_is_unavailable(service) -> None:  # noqa: ANN001
+    _, stub = service
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetChat(chat_pb2.ChatRef(chat_id=999))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:  # the sessions target of this server answers nothing
+        stub.CreateChat(chat_pb2.CreateChatRequest(session_id=1), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
