@@ -21,7 +21,8 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        app.state.clients = clients or ServiceClients.connect(settings)
+        if clients is None:
+            app.state.clients = ServiceClients.connect(settings)
         yield
         await app.state.clients.close()
 
@@ -34,6 +35,8 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if clients is not None:
+        app.state.clients = clients
     install_error_handlers(app)
     app.add_middleware(
         CORSMiddleware,

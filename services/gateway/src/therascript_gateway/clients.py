@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import grpc
@@ -15,6 +16,8 @@ from therascript.sessions.v1 import sessions_pb2_grpc
 from therascript_common.grpc_client import aio_channel
 
 from .settings import GatewaySettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,3 +65,16 @@ def get_clients(request: Request) -> ServiceClients:
 
 def get_settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
+
+
+async def optional_call(call, default, what: str):  # noqa: ANN001, ANN201
+    """Awaits `call`; when its service is not built yet (UNIMPLEMENTED) or down (UNAVAILABLE), logs it and
+    returns `default`, so a composed answer (a session with its chats, job counts) still comes back.
+    Any other error propagates."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as error:
+        if error.code() not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
+            raise
+        log.warning("%s unavailable (%s); answering without it", what, error.code().name)
+        return default

@@ -1,5 +1,242 @@
-"""Routes of this resource are built with their owning service (see the issue); empty until then."""
+"""/api/sessions, /api/transcription, /api/jobs — the sessions service's REST surface
+(original §1.1, §1.7, §1.11; field names and shapes per ui-contract.md §2)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from therascript.analysis.v1 import analysis_pb2
+from therascript.chat.v1 import chat_pb2
+from therascript.sessions.v1 import sessions_pb2 as pb
+from werkzeug.http import parse_range_header
+
+from ..clients import ServiceClients, get_clients, get_settings, optional_call
+from ..errors import ApiError
+from ..params import ParagraphIndex, SessionId
+from ..settings import GatewaySettings
+from ..uploads import receive_upload
+
+router = APIRouter(tags=["sessions"])
+
+
+# --- JSON shapes --------------------------------------------------------------------------------
+def _lower_enum(value: int, enum, prefix: str) -> str:  # noqa: ANN001
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def session_json(s: pb.Session) -> dict:
+    """The original Session DTO (§1.1): camelCase, `showSpeakers` an integer, nulls kept."""
+    return {
+        "id": s.id, "fileName": s.file_name, "clientName": s.client_name, "sessionName": s.session_name,
+        "date": s.date, "sessionType": s.session_type, "therapy": s.therapy,
+        "audioPath": s.audio_path if s.HasField("audio_path") else None,
+        "status": _lower_enum(s.status, pb.SessionStatus, "SESSION_STATUS_"),
+        "whisperJobId": s.whisper_job_id if s.HasField("whisper_job_id") else None,
+        "transcriptTokenCount": s.transcript_token_count if s.HasField("transcript_token_count") else None,
+        "duration": s.duration_s if s.HasField("duration_s") else None,
+        "errorMessage": s.error_message if s.HasField("error_message") else None,
+        "showSpeakers": s.show_speakers,
+    }
+
+
+def transcript_json(t: pb.Transcript) -> list[dict]:
+    """`[{id, timestamp (ms), text, speaker?}]`; `speaker` is left out when unset (original)."""
+    out = []
+    for p in t.paragraphs:
+        item = {"id": p.id, "timestamp": p.timestamp_ms, "text": p.text}
+        if p.HasField("speaker"):
+            item["speaker"] = p.speaker
+        out.append(item)
+    return out
+
+
+def chat_summary_json(c: chat_pb2.Chat) -> dict:
+    return {"id": c.id, "sessionId": c.session_id if c.HasField("session_id") else None,
+            "timestamp": c.timestamp_ms, "name": c.name if c.HasField("name") else None}
+
+
+# --- request bodies -----------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # server-owned fields (audioPath, status, …) are refused
+
+
+class MetadataBody(_Strict):
+    clientName: str | None = Field(None, min_length=1, max_length=200)  # noqa: N815 (contract names)
+    sessionName: str | None = Field(None, min_length=1, max_length=200)  # noqa: N815
+    date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    sessionType: str | None = Field(None, min_length=1, max_length=200)  # noqa: N815
+    therapy: str | None = Field(None, min_length=1, max_length=200)
+    fileName: str | None = Field(None, min_length=1, max_length=255)  # noqa: N815
+    showSpeakers: bool | None = None  # noqa: N815
+
+
+class ParagraphEditBody(_Strict):
+    paragraphIndex: int = Field(ge=0, le=2**31 - 1)  # noqa: N815
+    newText: str = Field(min_length=1, max_length=10_000)  # noqa: N815
+
+
+class SpeakerBody(_Strict):
+    speaker: str = Field(min_length=1, max_length=100)
+
+
+class SpeakerRenameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    source: str = Field(alias="from", min_length=1, max_length=100)
+    to: str = Field(min_length=1, max_length=100)
+
+
+# --- sessions -----------------------------------------------------------------------------------
+@router.get("/sessions", summary="List all sessions (metadata only)")
+async def list_sessions(clients: ServiceClients = Depends(get_clients)) -> list[dict]:
+    reply = await clients.sessions.ListSessions(pb.ListSessionsRequest())
+    return [session_json(s) for s in reply.sessions]
+
+
+@router.post("/sessions/upload", status_code=202, summary="Upload a recording and start its transcription")
+async def upload_session(
+    request: Request,
+    clients: ServiceClients = Depends(get_clients),
+    settings: GatewaySettings = Depends(get_settings),
+) -> dict:
+    """Multipart form: `audioFile` (the recording), `clientName`, `sessionName`, `date` (YYYY-MM-DD),
+    `sessionType`, `therapy`, `numSpeakers` (1..10, default 2, clamped). Streamed to the sessions
+    service as it arrives (never whole in memory). 202 `{sessionId, jobId, message}`; 400 bad fields or
+    not audio; 413 over the size limit; 503 diarization not ready."""
+    reply = await receive_upload(request, clients.sessions, settings.upload_max_bytes)
+    return {"sessionId": reply.session_id, "jobId": reply.job_id, "message": reply.message}
+
+
+@router.get("/sessions/{session_id}", summary="Session metadata and its chats")
+async def get_session(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> dict:
+    session = await clients.sessions.GetSession(pb.SessionRef(session_id=session_id))
+    listed = clients.chat.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=session_id))
+    chats = (await optional_call(listed, chat_pb2.ListChatsResponse(), "chat service")).chats
+    return {**session_json(session), "chats": [chat_summary_json(c) for c in chats]}
+
+
+@router.put("/sessions/{session_id}/metadata", summary="Update session metadata")
+async def update_metadata(session_id: SessionId, body: MetadataBody,
+                          clients: ServiceClients = Depends(get_clients)) -> dict:
+    fields = {
+        "client_name": body.clientName, "session_name": body.sessionName, "date": body.date,
+        "session_type": body.sessionType, "therapy": body.therapy, "file_name": body.fileName,
+        "show_speakers": body.showSpeakers,
+    }
+    request = pb.UpdateSessionMetadataRequest(session_id=session_id,
+                                              **{k: v for k, v in fields.items() if v is not None})
+    return session_json(await clients.sessions.UpdateSessionMetadata(request))
+
+
+@router.delete("/sessions/{session_id}", summary="Delete a session, its audio, transcript and chats")
+async def delete_session(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> dict:
+    reply = await clients.sessions.DeleteSession(pb.SessionRef(session_id=session_id))
+    return {"message": reply.message}
+
+
+# --- transcript ---------------------------------------------------------------------------------
+@router.get("/sessions/{session_id}/transcript", summary="The transcript's paragraphs")
+async def get_transcript(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> list[dict]:
+    return transcript_json(await clients.sessions.GetTranscript(pb.SessionRef(session_id=session_id)))
+
+
+@router.patch("/sessions/{session_id}/transcript", summary="Update one paragraph's text")
+async def update_paragraph(session_id: SessionId, body: ParagraphEditBody,
+                           clients: ServiceClients = Depends(get_clients)) -> list[dict]:
+    request = pb.UpdateParagraphRequest(session_id=session_id, paragraph_index=body.paragraphIndex,
+                                        new_text=body.newText)
+    return transcript_json(await clients.sessions.UpdateParagraph(request))
+
+
+@router.delete("/sessions/{session_id}/transcript/{paragraph_index}", summary="Delete one paragraph")
+async def delete_paragraph(session_id: SessionId, paragraph_index: ParagraphIndex,
+                           clients: ServiceClients = Depends(get_clients)) -> list[dict]:
+    ref = pb.ParagraphRef(session_id=session_id, paragraph_index=paragraph_index)
+    return transcript_json(await clients.sessions.DeleteParagraph(ref))
+
+
+@router.patch("/sessions/{session_id}/transcript/{paragraph_index}/speaker", summary="Set one paragraph's speaker")
+async def set_paragraph_speaker(session_id: SessionId, paragraph_index: ParagraphIndex, body: SpeakerBody,
+                                clients: ServiceClients = Depends(get_clients)) -> dict:
+    request = pb.SetParagraphSpeakerRequest(session_id=session_id, paragraph_index=paragraph_index,
+                                            speaker=body.speaker)
+    return {"message": (await clients.sessions.SetParagraphSpeaker(request)).message}
+
+
+@router.patch("/sessions/{session_id}/speakers", summary="Rename speaker labels (all pairs at once)")
+async def rename_speakers(session_id: SessionId,
+                          body: list[SpeakerRenameBody] = Body(..., max_length=100),
+                          clients: ServiceClients = Depends(get_clients)) -> dict:
+    renames = [pb.SpeakerRename(**{"from": r.source, "to": r.to}) for r in body]
+    reply = await clients.sessions.RenameSpeakers(pb.RenameSpeakersRequest(session_id=session_id, renames=renames))
+    return {"message": reply.message}
+
+
+# --- audio --------------------------------------------------------------------------------------
+@router.get("/sessions/{session_id}/audio", summary="Stream the recording (HTTP Range supported)")
+async def get_audio(session_id: SessionId, request: Request,
+                    clients: ServiceClients = Depends(get_clients)) -> StreamingResponse:
+    """200 with the whole file, or 206 for one satisfiable range (`bytes=a-b`, `bytes=a-`, `bytes=-n`,
+    an end past EOF is clamped, RFC 9110 §14); 416 with `Content-Range: bytes */size` when unsatisfiable.
+    A malformed, non-bytes or multi-range header is ignored (full 200), as RFC 9110 allows."""
+    info = await clients.sessions.GetAudioInfo(pb.SessionRef(session_id=session_id))
+    size = info.size_bytes
+    headers = {"Accept-Ranges": "bytes"}
+    start, stop, status = 0, size, 200
+    parsed = parse_range_header(request.headers.get("range"))
+    if parsed is not None and parsed.units == "bytes" and len(parsed.ranges) == 1:
+        bounds = parsed.range_for_length(size)
+        if bounds is None:
+            raise ApiError(416, "Range Not Satisfiable", headers={"Content-Range": f"bytes */{size}"})
+        start, stop = bounds
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    headers["Content-Length"] = str(stop - start)
+    stream = clients.sessions.ReadAudio(pb.ReadAudioRequest(session_id=session_id, offset=start, length=stop - start),
+                                        timeout=3600)
+
+    async def body():  # noqa: ANN202
+        async for chunk in stream:
+            yield chunk.data
+
+    return StreamingResponse(body(), status_code=status, media_type=info.content_type, headers=headers)
+
+
+@router.delete("/sessions/{session_id}/audio", summary="Delete only the recording")
+async def delete_audio(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> dict:
+    return {"message": (await clients.sessions.DeleteAudio(pb.SessionRef(session_id=session_id))).message}
+
+
+# --- transcription jobs -------------------------------------------------------------------------
+@router.get("/transcription/status/{job_id}", summary="Status of a transcription job")
+async def transcription_status(
+    job_id: str = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$"),
+    clients: ServiceClients = Depends(get_clients),
+) -> dict:
+    """`{job_id, status, progress (0..100), error, duration (s), message}` as the original, plus
+    `stageSeconds` (wall time per stage, s) and `device`."""
+    s = await clients.sessions.GetTranscriptionStatus(pb.TranscriptionJobRef(job_id=job_id))
+    return {
+        "job_id": s.job_id,
+        "status": _lower_enum(s.status, pb.TranscriptionJobStatus, "TRANSCRIPTION_JOB_STATUS_"),
+        "progress": s.progress if s.HasField("progress") else None,
+        "error": s.error if s.HasField("error") else None,
+        "duration": s.duration_s if s.HasField("duration_s") else None,
+        "message": s.message if s.HasField("message") else None,
+        "stageSeconds": dict(s.stage_seconds),
+        "device": s.device or None,
+    }
+
+
+@router.get("/jobs/active-count", summary="Active and waiting background jobs")
+async def active_count(clients: ServiceClients = Depends(get_clients)) -> dict:
+    transcription = (await clients.sessions.GetActiveJobCount(pb.GetActiveJobCountRequest())).transcription
+    counted = clients.analysis.GetActiveJobCount(analysis_pb2.GetActiveJobCountRequest())
+    analysis = (await optional_call(counted, analysis_pb2.ActiveJobCount(), "analysis service")).analysis
+    return {"total": transcription + analysis, "transcription": transcription, "analysis": analysis}
+
+
+@router.post("/jobs/reset-transcription", summary="Clear queued/running transcription jobs")
+async def reset_transcription(clients: ServiceClients = Depends(get_clients)) -> dict:
+    reply = await clients.sessions.ResetTranscriptionJobs(pb.ResetTranscriptionJobsRequest())
+    return {"success": reply.success, "jobsRemoved": reply.jobs_removed, "sessionsFailed": reply.sessions_failed}

@@ -1,0 +1,109 @@
+"""The transcriber: an RQ worker on the `transcription` queue (console script `therascript-transcriber`).
+
+It runs jobs in its own process (rq.SimpleWorker: no fork), so the Whisper and speaker-embedding
+models stay loaded between jobs, and killing the worker kills the job with it (the reconciler in the
+sessions service then retries or fails it). It reports its readiness to Redis every 10 s (TTL 30 s):
+whether ASR and diarization models load here, and on which device — the upload gate reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+from therascript_common.logging import configure_logging
+
+from .jobs import PREFETCH_KEY, READINESS_KEY
+from .settings import SessionsSettings
+from .storage.database import Database
+from .transcription import asr
+from .transcription.job import WorkerContext, configure
+
+log = logging.getLogger("therascript_sessions.worker")
+REPORT_INTERVAL_S = 10.0
+
+
+class ReadinessReporter:
+    """Loads the models once (ASR now, diarization now or on a prefetch request) and publishes readiness."""
+
+    def __init__(self, redis: Redis, asr_config: asr.AsrConfig, ttl_s: int) -> None:
+        self._redis = redis
+        self._asr_config = asr_config
+        self._ttl_s = ttl_s
+        self.state = {"asr_ready": False, "diarization_ready": False, "prefetch_in_progress": False,
+                      "error": None, "device": None}
+
+    def prepare(self) -> None:
+        try:
+            asr.load_model(self._asr_config)
+            self.state["asr_ready"] = True
+            self.state["device"] = asr.resolve_device(self._asr_config.device)
+        except Exception as error:  # noqa: BLE001 — reported, jobs will fail with the reason
+            self.state["error"] = f"ASR model failed to load: {error}"
+            log.exception("ASR model failed to load")
+        self._prepare_diarization()
+
+    def _prepare_diarization(self) -> None:
+        self.state["prefetch_in_progress"] = True
+        self.publish()
+        try:
+            from .transcription import diarization
+
+            ready, reason = diarization.is_available()
+            if ready:
+                diarization.load_encoder()
+            self.state["diarization_ready"] = ready
+            if reason:
+                self.state["error"] = reason
+        except Exception as error:  # noqa: BLE001
+            self.state["error"] = f"Diarization model failed to load: {error}"
+            log.exception("diarization model failed to load")
+        finally:
+            self.state["prefetch_in_progress"] = False
+            self.publish()
+
+    def publish(self) -> None:
+        self._redis.set(READINESS_KEY, json.dumps(self.state), ex=self._ttl_s)
+
+    def run_in_background(self) -> None:
+        def loop() -> None:
+            while True:
+                try:
+                    if self._redis.getdel(PREFETCH_KEY) and not self.state["diarization_ready"]:
+                        self._prepare_diarization()
+                    self.publish()
+                except Exception:  # noqa: BLE001 — Redis hiccup; next round retries
+                    log.warning("readiness report failed", exc_info=True)
+                time.sleep(REPORT_INTERVAL_S)
+
+        threading.Thread(target=loop, name="readiness", daemon=True).start()
+
+
+def asr_config_from(settings: SessionsSettings) -> asr.AsrConfig:
+    base = {"device": settings.whisper_device, "compute_type": settings.whisper_compute_type,
+            "cpu_threads": settings.whisper_cpu_threads}
+    return asr.AsrConfig(model=settings.whisper_model, **base) if settings.whisper_model else asr.AsrConfig(**base)
+
+
+def main() -> None:
+    settings = SessionsSettings()
+    configure_logging("transcriber", settings.log_level)
+    db = Database(settings.database_file_url)
+    db.migrate()
+    redis = Redis.from_url(settings.redis_url)
+    asr_config = asr_config_from(settings)
+    configure(WorkerContext(db, settings.uploads_dir, asr_config, settings.heartbeat_interval_s))
+    reporter = ReadinessReporter(redis, asr_config, settings.readiness_ttl_s)
+    reporter.prepare()
+    reporter.run_in_background()
+    worker = SimpleWorker([Queue(settings.queue_name, connection=redis)], connection=redis)
+    log.info("transcriber ready (device %s); waiting for jobs", reporter.state["device"])
+    worker.work(with_scheduler=False)
+
+
+if __name__ == "__main__":
+    main()
