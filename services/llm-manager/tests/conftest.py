@@ -37,10 +37,11 @@ class Running:
         self.channel.close()
 
 
-def start(data_dir: Path, **overrides: object) -> tuple[Running, object]:
+def start(data_dir: Path, wait_loaded: bool = True, **overrides: object) -> tuple[Running, object]:
+    """Starts llm-manager in `data_dir`; pulls may reach this machine's 127.0.0.1 test server."""
     settings = {"pull_allowed_hosts": "127.0.0.1", "pull_allow_private_addresses": True}
     settings.update(overrides)
-    target, stop, manager = start_llm_manager_with_parts(data_dir, **settings)
+    target, stop, manager = start_llm_manager_with_parts(data_dir, wait_loaded, **settings)
     channel = grpc.insecure_channel(target)
     return Running(target, llm_pb2_grpc.LlmManagerServiceStub(channel), manager, channel, data_dir), stop
 
