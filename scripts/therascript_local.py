@@ -56,6 +56,7 @@ class ProcessSpec:
     `health` is one of: "redis" (PING), "grpc" (grpc.health.v1 Check("") == SERVING), "http" (GET
     `health_path` → 200), "rq-worker" (alive and registered in Redis as a worker on TRANSCRIPTION_QUEUE).
     `service_dir`: the folder whose pyproject.toml says the console script should exist (None: a system binary).
+    `stage`: processes start stage by stage, each stage once the previous one is healthy.
     """
 
     name: str
@@ -63,19 +64,23 @@ class ProcessSpec:
     health: str
     service_dir: str | None = None
     health_path: str = ""
+    stage: int = 1
 
 
-# The system, in start order (stopped in reverse).
+# The system, in start order (stopped in reverse). Stages: 0 Redis (the workers need it); 1 the gRPC services
+# (sessions migrates its database); 2 the transcriber (same database: it must not race sessions' migrations) and
+# the gateway (healthy only once sessions is).
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("redis", ("redis-server", "--port", "{port}", "--bind", HOST, "--dir", "{data_dir}/redis",
-                          "--appendonly", "yes"), "redis"),
+                          "--appendonly", "yes"), "redis", stage=0),
     ProcessSpec("sessions", (".venv/bin/therascript-sessions",), "grpc", "services/sessions"),
-    ProcessSpec("transcriber", (".venv-transcriber/bin/therascript-transcriber",), "rq-worker", "services/sessions"),
+    ProcessSpec("transcriber", (".venv-transcriber/bin/therascript-transcriber",), "rq-worker", "services/sessions",
+                stage=2),
     ProcessSpec("chat", (".venv/bin/therascript-chat",), "grpc", "services/chat"),
     ProcessSpec("analysis", (".venv/bin/therascript-analysis",), "grpc", "services/analysis"),
     ProcessSpec("llm-manager", (".venv/bin/therascript-llm-manager",), "grpc", "services/llm-manager"),
     ProcessSpec("ops", (".venv/bin/therascript-ops",), "grpc", "services/ops"),
-    ProcessSpec("gateway", (".venv/bin/therascript-gateway",), "http", "services/gateway", "/api/health"),
+    ProcessSpec("gateway", (".venv/bin/therascript-gateway",), "http", "services/gateway", "/api/health", stage=2),
 )
 
 
@@ -389,7 +394,7 @@ def start_system(
 ) -> System:
     """Starts the system and waits until every process is healthy (`timeout_s` seconds for each stage).
 
-    Redis starts first (the workers need it), then everything else at once. `ports` override DEFAULT_PORTS per
+    Processes start by `stage` (see PROCESSES), each stage once the previous is healthy. `ports` override DEFAULT_PORTS per
     process name; `env_overrides` are added last to every process's environment (e.g. THERASCRIPT_API_TOKEN).
     On failure everything started is stopped and StartError says which process failed, with its log's tail.
     """
@@ -402,7 +407,7 @@ def start_system(
     for name, why in skipped.items():
         on_event(f"skipping {name}: {why}")
     system = System(root, data_dir, all_ports, env, startable, skipped)
-    stages = [[n for n in startable if n == "redis"], [n for n in startable if n != "redis"]]
+    stages = [[n for n, spec in startable.items() if spec.stage == k] for k in sorted({s.stage for s in specs})]
     try:
         for stage in stages:
             for name in stage:
