@@ -17,6 +17,7 @@ from therascript_sessions.transcription.diarization import (
     plan_windows,
     smooth_turns,
     speech_regions,
+    warm_up,
 )
 
 
@@ -65,6 +66,20 @@ def test_words_keep_their_text_and_times_and_the_input_is_not_modified(dialogue_
 def test_progress_is_monotonic_and_ends_at_one(labelled):
     _, progress = labelled
     assert progress == sorted(progress) and progress[-1] == 1.0 and 0 <= progress[0]
+
+
+def test_a_compressed_recording_gets_the_same_speakers(dialogue, dialogue_asr, labelled, tmp_path):
+    import subprocess
+
+    m4a = tmp_path / "session.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(dialogue[0]), "-c:a", "aac", "-b:a", "64k", str(m4a)], check=True)
+    words = assign_speakers(m4a, dialogue_asr[0].words, 2)
+    same = sum(a.speaker == b.speaker for a, b in zip(words, labelled[0]))
+    assert same / len(words) >= 0.9
+
+
+def test_warm_up_loads_the_encoder_and_runs_it():
+    warm_up("cpu")
 
 
 def test_one_speaker_labels_everything_without_the_model(dialogue, dialogue_asr):

@@ -167,6 +167,21 @@ def load_encoder(device: str = "auto") -> Any:
     return VoiceEncoder(device, verbose=False)
 
 
+def warm_up(device: str = "auto") -> None:
+    """Load the voice encoder and embed one second of silence, so that the first job does not pay for
+    librosa's numba compilation (about 10–20 s in a fresh environment, ~2 s once numba's cache exists).
+    Call it in a worker's parent process before jobs are forked. Raises what load_encoder raises."""
+    import numpy as np
+    import torch
+
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    encoder = load_encoder(device)
+    mel = wav_to_mel_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    with torch.no_grad():
+        encoder(torch.from_numpy(mel[None]).to(encoder.device))
+
+
 def embed_windows(
     path: Path, windows: list[Window], device: str = "auto", on_progress: ProgressCallback | None = None
 ) -> np.ndarray:
@@ -234,7 +249,7 @@ def _window_mels(samples: np.ndarray, windows: list[Window]) -> Iterator[tuple[i
         for position in range(index, last + 1):
             begin = round((windows[position].start_s - windows[index].start_s) * FRAMES_PER_S)
             frames = max(1, round(windows[position].duration_s * FRAMES_PER_S))
-            yield position, mel[begin : begin + frames] if begin + frames <= len(mel) else _pad_frames(mel, begin, frames)
+            yield position, _frames(mel, begin, frames)
         index = last + 1
 
 
@@ -246,11 +261,12 @@ def _padded(samples: np.ndarray, start: int, stop: int) -> np.ndarray:
     return piece if len(piece) == stop - start else np.pad(piece, (0, stop - start - len(piece)))
 
 
-def _pad_frames(mel: np.ndarray, begin: int, frames: int) -> np.ndarray:
+def _frames(mel: np.ndarray, begin: int, frames: int) -> np.ndarray:
+    """mel[begin:begin + frames], zero-padded to exactly `frames` rows when it runs past the end."""
     import numpy as np
 
     piece = mel[begin : begin + frames]
-    return np.pad(piece, ((0, frames - len(piece)), (0, 0)))
+    return piece if len(piece) == frames else np.pad(piece, ((0, frames - len(piece)), (0, 0)))
 
 
 # --- 4. clustering --------------------------------------------------------------------------------------
@@ -284,7 +300,9 @@ def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers:
     return labels
 
 
-def _centroids(embeddings: np.ndarray, labels: np.ndarray, count: int, fallback: np.ndarray | None = None) -> np.ndarray:
+def _centroids(
+    embeddings: np.ndarray, labels: np.ndarray, count: int, fallback: np.ndarray | None = None
+) -> np.ndarray:
     """L2-normalised mean embedding per cluster, shape (count, 256); an empty cluster keeps its fallback."""
     import numpy as np
 
@@ -320,11 +338,15 @@ def vote_words(words: list[Word], windows: list[Window], window_labels: Any) -> 
                 label = int(window_labels[position])
                 votes[label] = votes.get(label, 0.0) + overlap
         if not votes:
-            middle = (word.start_s + word.end_s) / 2
-            nearest = min(range(len(windows)), key=lambda i: abs((windows[i].start_s + windows[i].end_s) / 2 - middle))
-            votes[int(window_labels[nearest])] = 1.0
+            votes[int(window_labels[_nearest_window(word, windows)])] = 1.0
         labels.append(max(votes, key=votes.__getitem__))
     return labels
+
+
+def _nearest_window(word: Word, windows: list[Window]) -> int:
+    """Index of the window whose middle is nearest to the word's middle."""
+    middle = (word.start_s + word.end_s) / 2
+    return min(range(len(windows)), key=lambda i: abs((windows[i].start_s + windows[i].end_s) / 2 - middle))
 
 
 # --- 6. smoothing ---------------------------------------------------------------------------------------
