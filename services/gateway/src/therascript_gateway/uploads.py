@@ -45,6 +45,10 @@ class _StreamTarget(BaseTarget):
         self._call = call
         self._max_bytes = max_bytes
         self.size = 0
+        self.seen = False
+
+    async def on_start_async(self) -> None:
+        self.seen = True
 
     async def on_data_received_async(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -101,7 +105,7 @@ async def receive_upload(request: Request, stub: sessions_pb2_grpc.SessionsServi
 
 
 def _validated_form(fields: dict[str, ValueTarget], file_target: _StreamTarget) -> UploadForm:
-    if not file_target._started:  # noqa: SLF001 — the library exposes no public "seen" flag
+    if not file_target.seen:
         raise ApiError(400, "Audio file is missing or invalid.", {"field": "audioFile"})
     present = {name: _text(t) for name, t in fields.items() if t.value}
     try:

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +83,7 @@ class UploadService:
         self._uploads_dir = uploads_dir
         self._max_bytes = max_bytes
 
-    def receive(self, request_of: "callable", chunks: Iterable[bytes]) -> tuple[int, str]:  # noqa: UP037
+    def receive(self, request_of: Callable[[], UploadRequest], chunks: Iterable[bytes]) -> tuple[int, str]:
         """Streams `chunks` to disk, then calls `request_of()` for the metadata (it may arrive after the
         file in a multipart body), checks, creates and enqueues. Returns (session id, job id).
         Raises TooLarge, InvalidArgument, Unavailable; nothing is left behind on any error."""

@@ -100,9 +100,22 @@ def main() -> None:
     reporter = ReadinessReporter(redis, asr_config, settings.readiness_ttl_s)
     reporter.prepare()
     reporter.run_in_background()
-    worker = SimpleWorker([Queue(settings.queue_name, connection=redis)], connection=redis)
     log.info("transcriber ready (device %s); waiting for jobs", reporter.state["device"])
-    worker.work(with_scheduler=False)
+    work_until_stopped(settings, redis)
+
+
+def work_until_stopped(settings: SessionsSettings, redis: Redis) -> None:
+    """Runs RQ workers until a shutdown is requested (SIGTERM/SIGINT). rq's work loop returns on a
+    Redis timeout or an unexpected error ("quitting..."); a transcriber must not vanish because Redis
+    hiccuped, so a fresh worker is started after a short pause (jobs in flight are fenced and
+    reconciled by the sessions service)."""
+    while True:
+        worker = SimpleWorker([Queue(settings.queue_name, connection=redis)], connection=redis)
+        worker.work(with_scheduler=False)
+        if getattr(worker, "_stop_requested", False):  # set by rq's own signal handlers
+            return
+        log.warning("the RQ worker loop ended without a shutdown request; starting it again in 2 s")
+        time.sleep(2)
 
 
 if __name__ == "__main__":
