@@ -55,7 +55,7 @@ class ReadinessReporter:
 
             ready, reason = diarization.is_available()
             if ready:
-                diarization.load_encoder()
+                diarization.warm_up(self._asr_config.device)  # loads the encoder and compiles numba once
             self.state["diarization_ready"] = ready
             if reason:
                 self.state["error"] = reason
