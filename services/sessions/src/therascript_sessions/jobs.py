@@ -28,6 +28,7 @@ from .clock import now_ms
 from .storage.database import Database
 from .storage.tables import SessionRow, TranscriptionJobRow
 from therascript_common.errors import NotFound
+from therascript_common.logging import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ class TranscriptionJobs:
                                    created_at_ms=now, updated_at_ms=now)
 
     def enqueue(self, job_id: str, attempt: int) -> None:
-        """Puts attempt `attempt` of job `job_id` on the RQ queue (redis errors propagate)."""
-        self._queue.enqueue(JOB_FUNCTION, job_id, attempt, job_id=rq_job_id(job_id, attempt),
+        """Puts attempt `attempt` of job `job_id` on the RQ queue (redis errors propagate). The caller's
+        request id travels with it, so the worker's log lines carry the upload's request id."""
+        self._queue.enqueue(JOB_FUNCTION, job_id, attempt, request_id_var.get(), job_id=rq_job_id(job_id, attempt),
                             job_timeout=self._job_timeout_s, result_ttl=3600, failure_ttl=86400)
 
     # --- queries --------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from therascript_common.logging import request_id_var
+
 from ..audio import resolve_in
 from ..clock import now_ms
 from ..storage.database import Database
@@ -53,12 +55,17 @@ def configure(context: WorkerContext) -> None:
     _context = context
 
 
-def run_transcription_job(job_id: str, attempt: int) -> None:
+def run_transcription_job(job_id: str, attempt: int, request_id: str = "-") -> None:
     """RQ entry point. Never raises for a failed transcription: the failure is recorded on the job and
-    its session (a deterministic failure would fail again; crashes are retried by the reconciler)."""
+    its session (a deterministic failure would fail again; crashes are retried by the reconciler).
+    `request_id`: the upload's request id (or the reconciler's), put on every log line of the run."""
     if _context is None:
         raise RuntimeError("transcriber not configured (worker.main sets it up)")
-    TranscriptionRun(_context, job_id, attempt).run()
+    token = request_id_var.set(request_id if request_id != "-" else f"job-{job_id}")
+    try:
+        TranscriptionRun(_context, job_id, attempt).run()
+    finally:
+        request_id_var.reset(token)
 
 
 class TranscriptionRun:
