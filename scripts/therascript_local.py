@@ -307,19 +307,20 @@ class System:
         self.wait_healthy([name], timeout_s)
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """SIGTERM to every process group (reverse start order), SIGKILL to those alive after `grace_s` s."""
-        names = list(reversed(self.running))
-        for name in names:
-            _signal_group(self.running[name].popen.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for name in names:
-            popen = self.running[name].popen
-            try:
-                popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
-            _signal_group(popen.pid, signal.SIGKILL)  # whatever children are left in the group
+        """Stops stage by stage, last stage first (the gateway and worker before the services, Redis last): SIGTERM
+        to each process group of a stage, SIGKILL to what is left after `grace_s` seconds. Idempotent."""
+        for stage in sorted({r.spec.stage for r in self.running.values()}, reverse=True):
+            popens = [r.popen for r in self.running.values() if r.spec.stage == stage]
+            for popen in popens:
+                _signal_group(popen.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for popen in popens:
+                try:
+                    popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    popen.kill()
+                    popen.wait()
+                _signal_group(popen.pid, signal.SIGKILL)  # whatever children are left in its group
 
     def _stop_one(self, name: str, grace_s: float = STOP_GRACE_S) -> None:
         popen = self.running[name].popen
