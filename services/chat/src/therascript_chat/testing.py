@@ -42,3 +42,38 @@ def start_chat_service(data_dir: Path, sessions_target: str = "127.0.0.1:1", llm
     server, _, port = build_server(registrations(deps), "127.0.0.1:0", workers=8)
     server.start()
     return RunningChatService(server, f"127.0.0.1:{port}", deps)
+
+
+@dataclass
+class ChatStack:
+    """Real llm-manager (packaged SmolLM2, loaded), real sessions, and a chat server wired to both.
+
+    `seed_session(paragraphs)` stores a completed session [(speaker, text)] and returns its id."""
+
+    llm_target: str
+    sessions: object            # therascript_sessions.testing.RunningSessions
+    chat: RunningChatService
+    _stop_llm: object
+
+    def seed_session(self, paragraphs: list[tuple[str | None, str]]) -> int:
+        from therascript_sessions.testing import seed_completed_session  # test-only dependency
+
+        return seed_completed_session(self.sessions.app, paragraphs)
+
+    def stop(self) -> None:
+        self.chat.stop()
+        self.sessions.stop()
+        self._stop_llm()
+
+
+def start_chat_stack(data_dir: Path, redis_url: str, database_url: str | None = None, context_size: int = 2048,
+                     **chat_overrides: object) -> ChatStack:
+    """Starts the three real servers under `data_dir` (needs the llm-manager and sessions packages);
+    llm-manager loads its packaged model with a `context_size`-token window."""
+    from therascript_llm_manager.testing import start_llm_manager  # test-only dependencies
+    from therascript_sessions.testing import start_sessions
+
+    llm_target, stop_llm = start_llm_manager(data_dir / "llm", default_context_size=context_size)
+    sessions = start_sessions(data_dir / "sessions", redis_url)
+    chat = start_chat_service(data_dir / "chat", sessions.target, llm_target, database_url, **chat_overrides)
+    return ChatStack(llm_target, sessions, chat, stop_llm)
