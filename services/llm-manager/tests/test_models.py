@@ -106,3 +106,20 @@ def test_estimate_vram_scales_with_context_and_gpu_layers(llm: Running) -> None:
     assert cpu.estimated_vram_bytes == 0 and cpu.estimated_ram_bytes > small.weights_bytes
     assert _code(lambda: llm.stub.EstimateVram(llm_pb2.EstimateVramRequest(model_name="nope.gguf"))) == \
         grpc.StatusCode.NOT_FOUND
+
+
+def test_model_settings_survive_a_restart(tmp_path) -> None:  # noqa: ANN001
+    from conftest import start
+
+    first, stop_first = start(tmp_path)
+    first.stub.SetModel(llm_pb2.SetModelRequest(model_name=PACKAGED_NAME, context_size=1024, top_p=0.5), timeout=120)
+    first.stop()
+    stop_first()
+    second, stop_second = start(tmp_path)
+    try:
+        status = second.stub.GetStatus(llm_pb2.GetStatusRequest())
+        assert status.configured_context_size == 1024 and status.loaded_context_size == 1024
+        assert status.configured_top_p == pytest.approx(0.5) and status.loaded
+    finally:
+        second.stop()
+        stop_second()

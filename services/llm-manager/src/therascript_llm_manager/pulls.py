@@ -28,7 +28,7 @@ from .db import pull_jobs
 from .gguf_header import GgufError, read_header
 from .netpolicy import UrlPolicy
 from .settings import LlmManagerSettings
-from .store import ModelStore, sha256_file, validate_model_name
+from .store import ModelStore, validate_model_name
 
 log = logging.getLogger(__name__)
 
@@ -347,5 +347,3 @@ def _describe(error: Exception) -> str:
         return error.message
     return f"{error.__class__.__name__}: {error}"[:500]
 
-
-__all__ = ["PullJob", "PullJobRepository", "PullManager", "PullState", "sha256_file"]
