@@ -104,3 +104,15 @@ def test_metadata_update_validates_and_pins_dates(db, tmp_path):
             service.update_metadata(sid, bad)
     with pytest.raises(NotFound):
         service.update_metadata(sid + 1000, MetadataUpdate(therapy="DBT"))
+
+
+def test_waiting_for_the_schema_returns_once_migrated(db):
+    db.wait_until_migrated(timeout_s=5)
+
+
+def test_waiting_for_an_unmigrated_schema_times_out(tmp_path):
+    from therascript_sessions.storage.database import Database
+
+    fresh = Database(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    with pytest.raises(TimeoutError):
+        fresh.wait_until_migrated(timeout_s=0.5, poll_s=0.1)

@@ -93,7 +93,7 @@ def main() -> None:
     settings = SessionsSettings()
     configure_logging("transcriber", settings.log_level)
     db = Database(settings.database_file_url)
-    db.migrate()
+    db.wait_until_migrated()  # the sessions service owns the schema; two migrators would race
     redis = Redis.from_url(settings.redis_url)
     asr_config = asr_config_from(settings)
     configure(WorkerContext(db, settings.uploads_dir, asr_config, settings.heartbeat_interval_s))
@@ -112,7 +112,8 @@ def work_until_stopped(settings: SessionsSettings, redis: Redis) -> None:
     while True:
         worker = SimpleWorker([Queue(settings.queue_name, connection=redis)], connection=redis)
         worker.work(with_scheduler=False)
-        if getattr(worker, "_stop_requested", False):  # set by rq's own signal handlers
+        # rq's own SIGTERM/SIGINT handler sets the date (idle) and the flag (busy); either means "stop".
+        if worker._stop_requested or worker._shutdown_requested_date is not None:  # noqa: SLF001
             return
         log.warning("the RQ worker loop ended without a shutdown request; starting it again in 2 s")
         time.sleep(2)
