@@ -110,15 +110,15 @@ class TranscriptionJobs:
     def reset(self) -> tuple[int, int]:
         """Empties the queue and fails every active job and its session (the original left them
         `queued`/`transcribing` forever, §1.11). A running attempt sees it is stale and stops.
-        Returns (jobs removed, sessions failed)."""
+        Returns (RQ jobs removed from the queue, sessions failed)."""
         removed = self._queue.count
         self._queue.empty()
-        failed = 0
         with self._db.transaction() as session:
-            for job in session.scalars(select(TranscriptionJobRow).where(TranscriptionJobRow.status.in_(ACTIVE_STATUSES))):
+            query = select(TranscriptionJobRow).where(TranscriptionJobRow.status.in_(ACTIVE_STATUSES))
+            active = list(session.scalars(query))
+            for job in active:
                 _fail(session, job, "Transcription job was cancelled by a queue reset.")
-                failed += 1
-        return max(removed, failed), failed
+        return removed, len(active)
 
     def reconcile(self) -> int:
         """One pass of the reconciler; returns how many jobs it retried or failed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, select, update
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from .sessions import require_session
 from .storage.database import Database
 from .storage.tables import ParagraphRow, SessionRow
+from .transcription.paragraphs import ParagraphDraft
 from therascript_common.errors import InvalidArgument, NotFound
 
 MAX_PARAGRAPH_TEXT = 10_000
@@ -131,7 +133,7 @@ class TranscriptService:
         return len(pairs)
 
 
-def replace_paragraphs(session: Session, session_id: int, drafts: list) -> None:  # noqa: ANN001
+def replace_paragraphs(session: Session, session_id: int, drafts: Sequence[ParagraphDraft]) -> None:
     """Replaces a session's paragraphs (idempotent: a retried job never duplicates them)."""
     session.execute(delete(ParagraphRow).where(ParagraphRow.session_id == session_id))
     session.add_all(

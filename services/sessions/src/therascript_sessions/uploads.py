@@ -24,7 +24,7 @@ from .sessions import clean_text
 from .storage.database import Database
 from .storage.tables import SessionRow
 from .transcription.audio import MediaInfo, probe
-from therascript_common.errors import DomainError, InvalidArgument, TooLarge, Unavailable
+from therascript_common.errors import InvalidArgument, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,6 @@ class UploadService:
                 session_id, job_id = row.id, job.id
             self._enqueue_or_undo(session_id, job_id, stored)
             return session_id, job_id
-        except DomainError:
-            raise
         except Exception:
             if stored is not None:
                 stored.unlink(missing_ok=True)
