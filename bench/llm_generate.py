@@ -39,7 +39,7 @@ def via_grpc(stub: llm_pb2_grpc.LlmManagerServiceStub, max_tokens: int) -> tuple
     return tokens / (last - start), first - start, tokens
 
 
-def via_http(client: httpx.Client, max_tokens: int) -> tuple[float, float, int]:
+def via_http(base_url: str, max_tokens: int) -> tuple[float, float, int]:
     """(tokens/s, TTFT s, completion tokens) straight from the runtime's streaming HTTP API."""
     payload = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens, "temperature": 0.0,
                "seed": 42, "top_p": 0.9, "repeat_penalty": 1.1, "stream": True,
@@ -47,7 +47,7 @@ def via_http(client: httpx.Client, max_tokens: int) -> tuple[float, float, int]:
     start = time.perf_counter()
     first = last = None
     tokens = 0
-    with client.stream("POST", "/v1/chat/completions", json=payload, timeout=300) as response:
+    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=payload, timeout=300) as response:
         for line in response.iter_lines():
             if not line.startswith("data:") or line.endswith("[DONE]"):
                 continue
@@ -68,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         target, stop, manager = start_llm_manager_with_parts(Path(tmp))
         stub = llm_pb2_grpc.LlmManagerServiceStub(grpc.insecure_channel(target))
-        http = httpx.Client(base_url=manager.models.loaded_runtime().base_url)  # keep-alive, as llm-manager's
+        http = manager.models.loaded_runtime().base_url
         via_grpc(stub, 16), via_http(http, 16)  # warm-up both paths
         grpc_runs, http_runs = [], []
         for run in range(args.runs):  # interleaved, order alternating, so load drift hits both alike
@@ -76,7 +76,6 @@ def main() -> None:
                     lambda: grpc_runs.append(via_grpc(stub, args.max_tokens))]
             for measure in pair if run % 2 == 0 else reversed(pair):
                 measure()
-        http.close()
         stop()
     report(grpc_runs, http_runs, args)
 

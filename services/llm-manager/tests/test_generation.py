@@ -11,7 +11,7 @@ import time
 import grpc
 import httpx
 import pytest
-from conftest import PACKAGED_NAME, Running, user
+from llm_fixtures import PACKAGED_NAME, Running, user
 from therascript.llm.v1 import llm_pb2
 
 LONG_PROMPT = "Write a long story about a dragon who learns to bake bread. Use many chapters."

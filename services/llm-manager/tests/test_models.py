@@ -6,7 +6,7 @@ import shutil
 
 import grpc
 import pytest
-from conftest import PACKAGED, PACKAGED_NAME, Running
+from llm_fixtures import PACKAGED, PACKAGED_NAME, Running
 from therascript.llm.v1 import llm_pb2
 from therascript_llm_manager.gguf_header import read_header
 
@@ -109,7 +109,7 @@ def test_estimate_vram_scales_with_context_and_gpu_layers(llm: Running) -> None:
 
 
 def test_model_settings_survive_a_restart(tmp_path) -> None:  # noqa: ANN001
-    from conftest import start
+    from llm_fixtures import start
 
     first, stop_first = start(tmp_path)
     first.stub.SetModel(llm_pb2.SetModelRequest(model_name=PACKAGED_NAME, context_size=1024, top_p=0.5), timeout=120)

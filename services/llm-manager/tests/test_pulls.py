@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import PACKAGED, Running, start
+from llm_fixtures import PACKAGED, Running, start
 from modelserver import ModelServer
 from therascript.llm.v1 import llm_pb2
 from therascript_llm_manager.store import sha256_file

@@ -55,7 +55,8 @@ class Runtime(Protocol):
 
 def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(30.0, connect=5.0),
-                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16,
+                                            keepalive_expiry=2.0))  # < llama.cpp's 5 s idle close
 
 
 class ChildProcessRuntime:
