@@ -46,3 +46,20 @@ def test_unknown_chat_is_not_found_and_session_down_is_unavailable(service) -> N
     with pytest.raises(grpc.RpcError) as caught:  # the sessions target of this server answers nothing
         stub.CreateChat(chat_pb2.CreateChatRequest(session_id=1), timeout=30)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_edited_system_template_survives_a_service_restart(tmp_path) -> None:  # noqa: ANN001
+    first = start_chat_service(tmp_path)
+    with grpc.insecure_channel(first.target) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        seeded = {t.title: t for t in stub.ListTemplates(chat_pb2.ListTemplatesRequest()).templates}
+        stub.UpdateTemplate(chat_pb2.UpdateTemplateRequest(id=seeded["system_prompt"].id, template=chat_pb2.TemplateInput(
+            title="system_prompt", text="Answer in bullet points.")))
+    first.stop()
+    second = start_chat_service(tmp_path)  # same data dir: migrations and seeding run again
+    with grpc.insecure_channel(second.target) as channel:
+        after = {t.title: t for t in chat_pb2_grpc.ChatServiceStub(channel).ListTemplates(
+            chat_pb2.ListTemplatesRequest()).templates}
+    second.stop()
+    assert after["system_prompt"].text == "Answer in bullet points."
+    assert {t.id for t in after.values()} == {t.id for t in seeded.values()}

@@ -235,3 +235,13 @@ def test_unknown_ids_are_404_with_the_error_body(api) -> None:  # noqa: ANN001
     assert_error(api.post("/api/sessions/987654/chats"), 404, "NotFoundError")
     assert_error(api.patch("/api/sessions/987654/chats/1/name", json={"name": "x"}), 404, "NotFoundError")
     assert_error(api.delete("/api/chats/987654"), 404, "NotFoundError")
+
+
+def test_keep_alive_events_become_sse_comments_the_ui_ignores() -> None:
+    from therascript.chat.v1 import chat_pb2
+    from therascript_gateway.chat_stream import _sse, event_payload
+
+    comment = _sse(event_payload(chat_pb2.ChatEvent(keep_alive=True))).encode().decode()
+    assert comment == ": keep-alive\n\n"
+    data = _sse(event_payload(chat_pb2.ChatEvent(chunk="two\nlines"))).encode().decode()
+    assert data == 'data: {"chunk":"two\\nlines"}\n\n'  # one JSON object on one data: line

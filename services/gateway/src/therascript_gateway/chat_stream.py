@@ -80,9 +80,10 @@ def event_payload(event: chat_pb2.ChatEvent) -> dict | None:
 
 
 def _sse(payload: dict | None) -> ServerSentEvent:
+    """`data: <one-line JSON>\n\n`, or the comment `: keep-alive\n\n` for None (plain \n line ends)."""
     if payload is None:
-        return ServerSentEvent(comment="keep-alive")
-    return ServerSentEvent(data=json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+        return ServerSentEvent(comment="keep-alive", sep="\n")
+    return ServerSentEvent(data=json.dumps(payload, separators=(",", ":"), ensure_ascii=False), sep="\n")
 
 
 async def _relay(call) -> AsyncIterator[ServerSentEvent]:  # noqa: ANN001
@@ -103,5 +104,5 @@ async def open_reply_stream(call) -> EventSourceResponse:  # noqa: ANN001
     user_message_id = first.user_message_id if first is not grpc.aio.EOF and first.HasField("user_message_id") else -1
     headers = {"Cache-Control": "no-cache", "X-User-Message-Id": str(user_message_id)}
     return EventSourceResponse(_relay(call), headers=headers, sep="\n", ping=KEEP_ALIVE_S,
-                               ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
+                               ping_message_factory=lambda: _sse(None),
                                media_type="text/event-stream; charset=utf-8")

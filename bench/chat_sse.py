@@ -1,0 +1,168 @@
+"""Chat reply relay: tokens/s and time-to-first-token of the SSE stream through the gateway (gateway →
+chat → llm-manager → llama.cpp) against llama.cpp's own HTTP stream on the same prompt, in the same run,
+interleaved; llm-manager's Generate (gRPC) is measured too, to split the added latency by hop.
+
+Usage: .venv/bin/python bench/chat_sse.py [--runs 7] [--max-tokens 128]
+Starts real servers in a temp folder: llm-manager (packaged SmolLM2 GGUF, temperature 0 so every path
+generates the same tokens), the chat service (SQLite), and the gateway (uvicorn on a loopback port).
+Each gateway run uses a fresh standalone chat, so the prompt is identical every time: the chat's system
+prompt (system_standalone_prompt) + the question; the direct paths send exactly those two messages.
+tokens/s = completion tokens / (last token − request start); TTFT = first token − request start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import httpx
+import uvicorn
+from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
+from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT, system_prompt
+from therascript_chat.testing import start_chat_service
+from therascript_gateway.app import create_app
+from therascript_gateway.settings import GatewaySettings
+from therascript_llm_manager.testing import start_llm_manager_with_parts
+
+QUESTION = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
+
+Run = tuple[float, float, int]  # tokens/s, TTFT seconds, completion tokens
+
+
+def _timed(start: float, first: float | None, last: float | None, tokens: int) -> Run:
+    return tokens / (last - start), first - start, tokens
+
+
+def via_gateway(api: httpx.Client) -> Run:
+    """POST /api/chats/{id}/messages on a new chat; the SSE parsed as the UI does (data: lines, JSON)."""
+    chat_id = api.post("/api/chats").json()["id"]
+    start = time.perf_counter()
+    first = last = None
+    tokens, carry = 0, ""
+    with api.stream("POST", f"/api/chats/{chat_id}/messages", json={"text": QUESTION}) as response:
+        for text in response.iter_text():
+            carry += text
+            *lines, carry = carry.split("\n")
+            for line in lines:
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:].strip())
+                if "chunk" in event:
+                    last = time.perf_counter()
+                    first = first or last
+                elif "done" in event:
+                    tokens = event["completionTokens"]
+    return _timed(start, first, last, tokens)
+
+
+def via_generate(stub: llm_pb2_grpc.LlmManagerServiceStub, messages: list[dict], max_tokens: int) -> Run:
+    """llm-manager's Generate (one gRPC hop above llama.cpp)."""
+    roles = {"system": llm_pb2.ROLE_SYSTEM, "user": llm_pb2.ROLE_USER}
+    request = llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role=roles[m["role"]], content=m["content"])
+                                                for m in messages], max_tokens=max_tokens)
+    start = time.perf_counter()
+    first = last = None
+    tokens = 0
+    for chunk in stub.Generate(request, timeout=300):
+        if chunk.HasField("content"):
+            last = time.perf_counter()
+            first = first or last
+        elif chunk.HasField("usage"):
+            tokens = chunk.usage.completion_tokens
+    return _timed(start, first, last, tokens)
+
+
+def via_llama(client: httpx.Client, messages: list[dict], max_tokens: int) -> Run:
+    """llama.cpp's own streaming HTTP API (/v1/chat/completions), same sampling settings."""
+    payload = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_p": 0.9,
+               "repeat_penalty": 1.1, "stream": True, "stream_options": {"include_usage": True}}
+    start = time.perf_counter()
+    first = last = None
+    tokens = 0
+    with client.stream("POST", "/v1/chat/completions", json=payload, timeout=300) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            chunk = json.loads(line[5:])
+            if any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
+                last = time.perf_counter()
+                first = first or last
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return _timed(start, first, last, tokens)
+
+
+def serve_gateway(settings: GatewaySettings) -> tuple[str, Callable[[], None]]:
+    """The real gateway under uvicorn in a thread; returns its base URL and a stop function."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        llm_target, stop_llm, manager = start_llm_manager_with_parts(Path(tmp) / "llm")
+        stub = llm_pb2_grpc.LlmManagerServiceStub(grpc.insecure_channel(llm_target))
+        model = stub.GetStatus(llm_pb2.GetStatusRequest()).active_model
+        stub.SetModel(llm_pb2.SetModelRequest(model_name=model, temperature=0.0, top_p=0.9, repeat_penalty=1.1),
+                      timeout=300)
+        chat = start_chat_service(Path(tmp) / "chat", llm_target=llm_target, max_reply_tokens=args.max_tokens)
+        messages = [{"role": "system", "content": system_prompt(chat.deps.db, STANDALONE_SYSTEM_PROMPT)},
+                    {"role": "user", "content": QUESTION}]
+        base_url, stop_gateway = serve_gateway(GatewaySettings(chat_target=chat.target, llm_target=llm_target))
+        llama = httpx.Client(base_url=manager.models.loaded_runtime().base_url)
+        api = httpx.Client(base_url=base_url, timeout=300)
+        paths = {"llama.cpp HTTP stream": lambda: via_llama(llama, messages, args.max_tokens),
+                 "llm-manager Generate": lambda: via_generate(stub, messages, args.max_tokens),
+                 "gateway SSE (2 more hops)": lambda: via_gateway(api)}
+        runs: dict[str, list[Run]] = {name: [] for name in paths}
+        for measure in paths.values():
+            measure()  # warm-up every path once
+        for run in range(args.runs):  # interleaved, order rotating, so load drift hits every path alike
+            names = list(paths)[run % 3:] + list(paths)[:run % 3]
+            for name in names:
+                runs[name].append(paths[name]())
+        api.close(), llama.close()
+        stop_gateway(), chat.stop(), stop_llm()
+    report(runs, args)
+
+
+def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
+    medians = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for name, rs in runs.items()}
+    tokens = {name: sorted({r[2] for r in rs}) for name, rs in runs.items()}
+    print(f"model: SmolLM2-135M-Instruct Q4_1 (packaged), temperature 0, runs: {args.runs}, "
+          f"max_tokens: {args.max_tokens}, completion tokens per run: {tokens}")
+    for name, (tps, ttft) in medians.items():
+        print(f"{name:28s}: {tps:8.1f} tokens/s   TTFT {ttft * 1000:7.1f} ms   (median)")
+    (base_tps, base_ttft), (gen_tps, gen_ttft), (gw_tps, gw_ttft) = medians.values()
+    print(f"gateway SSE / llama.cpp     : tokens/s {gw_tps / base_tps:.3f}x   TTFT +{(gw_ttft - base_ttft) * 1000:.1f} ms")
+    print(f"  of which llm-manager hop  : TTFT +{(gen_ttft - base_ttft) * 1000:.1f} ms")
+    print(f"  of which chat + gateway   : TTFT +{(gw_ttft - gen_ttft) * 1000:.1f} ms   "
+          f"(tokens/s {gw_tps / gen_tps:.3f}x of Generate)")
+
+
+if __name__ == "__main__":
+    main()
