@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_llm_manager.testing import start_llm_manager_with_parts
 

@@ -112,8 +112,8 @@ def main(target_s: float = 90.0) -> None:
             system.stop()
     b, s = statistics.median(bare), statistics.median(through)
     print(f"audio: {target_s:.0f} s two-voice espeak dialogue, {RUNS} runs each after a warm-up (medians)")
-    print(f"bare faster-whisper + embeddings + clustering: {b:6.2f} s   runs {['%.2f' % t for t in bare]}")
-    print(f"through the system (upload → completed):       {s:6.2f} s   runs {['%.2f' % t for t in through]}")
+    print(f"bare faster-whisper + embeddings + clustering: {b:6.2f} s   runs {[round(t, 2) for t in bare]}")
+    print(f"through the system (upload → completed):       {s:6.2f} s   runs {[round(t, 2) for t in through]}")
     print(f"ratio system / bare: {s / b:.2f}x  (goal ≤ 1.10x)")
 
 

@@ -134,7 +134,7 @@ def _resp_command(port: int, *args: str) -> object:
         return _resp_read(reader)
 
 
-def _resp_read(reader) -> object:  # noqa: ANN001
+def _resp_read(reader) -> object:
     line = reader.readline().rstrip(b"\r\n")
     kind, rest = line[:1], line[1:].decode()
     if kind in (b"+", b"-"):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import UPLOAD_LIMIT_BYTES
 from dialogue import TWO_SPEAKER_SCRIPT, make_dialogue, words_match
+
+from conftest import UPLOAD_LIMIT_BYTES
 
 FORM = {"clientName": "Alice Example", "sessionName": "Week 3", "date": "2026-11-20", "sessionType": "Individual",
         "therapy": "CBT"}

@@ -10,6 +10,7 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from therascript.common.v1 import common_pb2
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from therascript_common.errors import DETAILS_METADATA_KEY, InvalidArgument, NotFound
@@ -25,7 +26,7 @@ class _Servicer(sessions_pb2_grpc.SessionsServiceServicer):
         self.seen_request_ids: list[str] = []
         self.release = threading.Event()
 
-    def GetSession(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetSession(self, request, context):
         self.seen_request_ids.append(request_id_var.get())
         if request.session_id == 404:
             raise NotFound("Session with ID 404 not found.")
@@ -35,11 +36,11 @@ class _Servicer(sessions_pb2_grpc.SessionsServiceServicer):
             self.release.wait(5)
         return sessions_pb2.Session(id=request.session_id)
 
-    def ReadAudio(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ReadAudio(self, request, context):
         yield sessions_pb2.AudioChunk(data=b"one")
         raise NotFound("gone mid-stream")
 
-    def DeleteSession(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteSession(self, request, context):
         return common_pb2.Ack(message="ok")
 
 

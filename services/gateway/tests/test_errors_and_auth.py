@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+
 from therascript.analysis.v1 import analysis_pb2, analysis_pb2_grpc
 from therascript.ops.v1 import ops_pb2, ops_pb2_grpc
 from therascript_common.grpc_server import build_server, registration

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
 from therascript_llm_manager.store import packaged_model_path
 from therascript_llm_manager.testing import start_llm_manager
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "llm-manager" / "tests"))
-from modelserver import ModelServer  # noqa: E402
+from modelserver import ModelServer
 
 PACKAGED = packaged_model_path()
 NAME = PACKAGED.name if PACKAGED else ""

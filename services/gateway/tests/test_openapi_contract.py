@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
 

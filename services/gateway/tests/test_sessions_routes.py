@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
 from therascript_sessions.testing import seed_completed_session, start_sessions

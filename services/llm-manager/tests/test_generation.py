@@ -12,12 +12,13 @@ import grpc
 import httpx
 import pytest
 from llm_fixtures import PACKAGED_NAME, Running, user
+
 from therascript.llm.v1 import llm_pb2
 
 LONG_PROMPT = "Write a long story about a dragon who learns to bake bread. Use many chapters."
 
 
-def _collect(stub, request, timeout: float = 60) -> tuple[list[llm_pb2.GenerateChunk], list[float]]:  # noqa: ANN001
+def _collect(stub, request, timeout: float = 60) -> tuple[list[llm_pb2.GenerateChunk], list[float]]:
     chunks, arrivals = [], []
     for chunk in stub.Generate(request, timeout=timeout):
         chunks.append(chunk)

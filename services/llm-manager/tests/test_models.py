@@ -7,11 +7,12 @@ import shutil
 import grpc
 import pytest
 from llm_fixtures import PACKAGED, PACKAGED_NAME, Running
+
 from therascript.llm.v1 import llm_pb2
 from therascript_llm_manager.gguf_header import read_header
 
 
-def _code(call) -> grpc.StatusCode:  # noqa: ANN001
+def _code(call) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as error:
         call()
     return error.value.code()
@@ -108,7 +109,7 @@ def test_estimate_vram_scales_with_context_and_gpu_layers(llm: Running) -> None:
         grpc.StatusCode.NOT_FOUND
 
 
-def test_model_settings_survive_a_restart(tmp_path) -> None:  # noqa: ANN001
+def test_model_settings_survive_a_restart(tmp_path) -> None:
     from llm_fixtures import start
 
     first, stop_first = start(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from therascript_common.errors import InvalidArgument
 from therascript_llm_manager.netpolicy import UrlPolicy, host_allowed
 

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from llm_fixtures import PACKAGED, Running, start
 from modelserver import ModelServer
+
 from therascript.llm.v1 import llm_pb2
 from therascript_llm_manager.store import sha256_file
 
@@ -27,7 +28,7 @@ def puller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     stop()
 
 
-def _wait(stub, job_id: str, until: set[int], timeout: float = 60) -> S.PullStatus:  # noqa: ANN001
+def _wait(stub, job_id: str, until: set[int], timeout: float = 60) -> S.PullStatus:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = stub.GetPullStatus(S.PullJobRef(job_id=job_id))
@@ -40,7 +41,7 @@ def _wait(stub, job_id: str, until: set[int], timeout: float = 60) -> S.PullStat
 FINISHED = {S.PULL_JOB_STATUS_COMPLETED, S.PULL_JOB_STATUS_FAILED, S.PULL_JOB_STATUS_CANCELED}
 
 
-def _code(call) -> grpc.StatusCode:  # noqa: ANN001
+def _code(call) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as error:
         call()
     return error.value.code()

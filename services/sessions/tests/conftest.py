@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
+
 from therascript_sessions.storage.database import Database
 
 

@@ -10,6 +10,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job
+
 from therascript_sessions.clock import now_ms
 from therascript_sessions.jobs import TranscriptionJobs, rq_job_id
 from therascript_sessions.storage.tables import SessionRow, TranscriptionJobRow
@@ -22,7 +23,7 @@ def jobs(db, redis_url) -> TranscriptionJobs:
                              heartbeat_timeout_s=5, job_timeout_s=60)
 
 
-def _queued_job(db, jobs: TranscriptionJobs, enqueue: bool = True) -> str:  # noqa: ANN001
+def _queued_job(db, jobs: TranscriptionJobs, enqueue: bool = True) -> str:
     with db.transaction() as session:
         row = SessionRow(file_name="a.wav", client_name="C", session_name="S", date="2026-01-01T12:00:00.000Z",
                          session_type="I", therapy="T", status="queued", show_speakers=1, num_speakers=1,
@@ -37,7 +38,7 @@ def _queued_job(db, jobs: TranscriptionJobs, enqueue: bool = True) -> str:  # no
     return job_id
 
 
-def _job(db, job_id: str) -> tuple[TranscriptionJobRow, SessionRow]:  # noqa: ANN001
+def _job(db, job_id: str) -> tuple[TranscriptionJobRow, SessionRow]:
     with db.transaction() as session:
         job = session.get(TranscriptionJobRow, job_id)
         return job, session.get(SessionRow, job.session_id)
@@ -86,7 +87,7 @@ def test_reset_fails_sessions_and_empties_the_queue(db, jobs, redis_url):
     job_ids = [_queued_job(db, jobs) for _ in range(2)]
     removed, failed = jobs.reset()
     assert (removed, failed) == (2, 2)
-    assert Queue(jobs._queue.name, connection=Redis.from_url(redis_url)).count == 0  # noqa: SLF001
+    assert Queue(jobs._queue.name, connection=Redis.from_url(redis_url)).count == 0
     for job_id in job_ids:
         job, session = _job(db, job_id)
         assert (job.status, session.status) == ("failed", "failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+
 from therascript_common.errors import InvalidArgument, NotFound
 from therascript_sessions import outbox
 from therascript_sessions.clock import now_ms
@@ -14,7 +15,7 @@ from therascript_sessions.transcription.paragraphs import ParagraphDraft
 from therascript_sessions.transcripts import SpeakerRename, TranscriptService, replace_paragraphs
 
 
-def _session(db, status: str = "completed", paragraphs=()) -> int:  # noqa: ANN001
+def _session(db, status: str = "completed", paragraphs=()) -> int:
     with db.transaction() as session:
         row = SessionRow(file_name="a.wav", client_name="C", session_name="S", date="2026-01-01T12:00:00.000Z",
                          session_type="Individual", therapy="CBT", status=status, show_speakers=1, num_speakers=2,
@@ -25,7 +26,7 @@ def _session(db, status: str = "completed", paragraphs=()) -> int:  # noqa: ANN0
         return row.id
 
 
-def _texts(db, session_id: int) -> list[tuple[int, str | None, str]]:  # noqa: ANN001
+def _texts(db, session_id: int) -> list[tuple[int, str | None, str]]:
     with db.transaction() as session:
         rows = session.scalars(select(ParagraphRow).where(ParagraphRow.session_id == session_id)
                                .order_by(ParagraphRow.paragraph_index))

@@ -38,7 +38,7 @@ class _SyncDefaults(
     def __init__(self, default_timeout_s: float) -> None:
         self._timeout = default_timeout_s
 
-    def _call(self, continuation, details, request):  # noqa: ANN001, ANN202
+    def _call(self, continuation, details, request):
         return continuation(_with_defaults(details, self._timeout), request)
 
     intercept_unary_unary = _call
@@ -62,7 +62,7 @@ class _AioDefaults(
     def __init__(self, default_timeout_s: float) -> None:
         self._timeout = default_timeout_s
 
-    async def _call(self, continuation, details, request):  # noqa: ANN001, ANN202
+    async def _call(self, continuation, details, request):
         return await continuation(_with_defaults(details, self._timeout), request)
 
     intercept_unary_unary = _call

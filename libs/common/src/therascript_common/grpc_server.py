@@ -37,7 +37,7 @@ def _abort(context: grpc.ServicerContext, error: DomainError) -> None:
 
 
 def _wrap_unary(behavior: Callable) -> Callable:
-    def wrapped(request, context):  # noqa: ANN001, ANN202
+    def wrapped(request, context):
         token = request_id_var.set(_request_id(context))
         try:
             return behavior(request, context)
@@ -50,7 +50,7 @@ def _wrap_unary(behavior: Callable) -> Callable:
 
 
 def _wrap_streaming(behavior: Callable) -> Callable:
-    def wrapped(request, context):  # noqa: ANN001, ANN202
+    def wrapped(request, context):
         token = request_id_var.set(_request_id(context))
         try:
             yield from behavior(request, context)
@@ -65,7 +65,7 @@ def _wrap_streaming(behavior: Callable) -> Callable:
 class DomainErrorInterceptor(grpc.ServerInterceptor):
     """Request-id context + DomainError → gRPC status, for every RPC of the server."""
 
-    def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001, ANN201
+    def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -124,13 +124,13 @@ def serve_forever(server: grpc.Server, health_servicer: health.HealthServicer, g
     log.info("gRPC server stopped")
 
 
-def registration(module_pb2, module_pb2_grpc, service: str, servicer: object):  # noqa: ANN001, ANN201
+def registration(module_pb2, module_pb2_grpc, service: str, servicer: object):
     """The `(add_to_server, servicer, full_name)` triple for `service` (e.g. "SessionsService")."""
     add_to_server = getattr(module_pb2_grpc, f"add_{service}Servicer_to_server")
     return add_to_server, servicer, module_pb2.DESCRIPTOR.services_by_name[service].full_name
 
 
-def run(service: str, settings, registrations) -> None:  # noqa: ANN001
+def run(service: str, settings, registrations) -> None:
     """Configures logging for `service`, builds the server on settings.grpc_host:grpc_port, serves until SIGTERM."""
     configure_logging(service, settings.log_level)
     server, health_servicer, _ = build_server(

@@ -4,6 +4,7 @@ analysis issue builds them; the server already answers grpc.health.v1."""
 from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
+
 from therascript.analysis.v1 import analysis_pb2, analysis_pb2_grpc
 from therascript_common.grpc_server import registration, run
 from therascript_common.settings import ServiceSettings

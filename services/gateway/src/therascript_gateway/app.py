@@ -20,7 +20,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     """The gateway app. `clients` defaults to channels built from `settings` on start-up."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI):
         if clients is None:
             app.state.clients = ServiceClients.connect(settings)
         yield

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from fastapi import Request
 from grpc_health.v1 import health_pb2_grpc
+
 from therascript.analysis.v1 import analysis_pb2_grpc
 from therascript.chat.v1 import chat_pb2_grpc
 from therascript.llm.v1 import llm_pb2_grpc
@@ -67,7 +68,7 @@ def get_settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 
-async def optional_call(call, default, what: str):  # noqa: ANN001, ANN201
+async def optional_call(call, default, what: str):
     """Awaits `call`; when its service is not built yet (UNIMPLEMENTED) or down (UNAVAILABLE), logs it and
     returns `default`, so a composed answer (a session with its chats, job counts) still comes back.
     Any other error propagates."""

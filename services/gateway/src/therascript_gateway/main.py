@@ -7,6 +7,7 @@ import logging
 import sys
 
 import uvicorn
+
 from therascript_common.logging import configure_logging
 
 from .app import create_app

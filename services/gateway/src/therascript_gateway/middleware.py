@@ -8,6 +8,7 @@ import uuid
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
+
 from therascript_common.logging import request_id_var
 
 from .errors import ApiError

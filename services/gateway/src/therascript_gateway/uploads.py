@@ -13,7 +13,9 @@ from fastapi import Request
 from pydantic import BaseModel, Field, ValidationError
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
-from streaming_form_data.validators import MaxSizeValidator, ValidationError as SizeError
+from streaming_form_data.validators import MaxSizeValidator
+from streaming_form_data.validators import ValidationError as SizeError
+
 from therascript.sessions.v1 import sessions_pb2 as pb
 from therascript.sessions.v1 import sessions_pb2_grpc
 
@@ -26,12 +28,12 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 class UploadForm(BaseModel):
     """The text fields of the upload form (original §1.1; numSpeakers per API-CONTRACT.md Part A)."""
 
-    clientName: str = Field(min_length=1, max_length=200)  # noqa: N815 (contract names)
-    sessionName: str = Field(min_length=1, max_length=200)  # noqa: N815
+    clientName: str = Field(min_length=1, max_length=200)
+    sessionName: str = Field(min_length=1, max_length=200)
     date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
-    sessionType: str = Field(min_length=1, max_length=200)  # noqa: N815
+    sessionType: str = Field(min_length=1, max_length=200)
     therapy: str = Field(min_length=1, max_length=200)
-    numSpeakers: float = 2  # noqa: N815 — clamped to 1..10 below, as the contract says
+    numSpeakers: float = 2
 
     def speakers(self) -> int:
         return max(1, min(10, round(self.numSpeakers)))
@@ -73,7 +75,7 @@ async def receive_upload(request: Request, stub: sessions_pb2_grpc.SessionsServi
         raise ApiError(413, f"File size exceeds limit of {max_bytes} bytes.")
     try:
         parser = StreamingFormDataParser(headers=request.headers)
-    except Exception:  # noqa: BLE001 — no/invalid multipart boundary
+    except Exception:
         raise ApiError(400, "Expected a multipart/form-data body.") from None
     call = stub.UploadSession(timeout=3600)
     file_target = _StreamTarget(call, max_bytes)

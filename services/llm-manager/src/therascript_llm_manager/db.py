@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from therascript_common.db import make_engine, migrate
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

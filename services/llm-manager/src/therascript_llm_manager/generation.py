@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
+
 from therascript_common.errors import InvalidArgument, Unavailable
 
 from .db import ModelSettings
@@ -86,7 +87,7 @@ class Cancellation:
         for close in closers:
             try:
                 close()
-            except Exception:  # noqa: BLE001 (best effort: the stream may already be closed)
+            except Exception:
                 pass
 
     def on_cancel(self, close: Callable[[], None]) -> None:

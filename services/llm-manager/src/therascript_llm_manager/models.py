@@ -183,7 +183,7 @@ class ActiveModel:
     def _background_load(self) -> None:
         try:
             self.load()
-        except Exception as error:  # noqa: BLE001 (recorded in the state, reported by status)
+        except Exception as error:
             log.error("start-up load failed: %s", error)
 
     def _load_if_still_needed(self) -> Runtime:

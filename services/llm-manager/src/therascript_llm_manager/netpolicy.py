@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 
 import httpx
+
 from therascript_common.errors import InvalidArgument
 
 Resolver = Callable[[str], list[str]]

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urljoin
 
 import httpx
 import sqlalchemy as sa
+
 from therascript_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 
 from .db import pull_jobs
@@ -114,7 +115,7 @@ class PullJobRepository:
         return row
 
     @staticmethod
-    def _job(row) -> PullJob:  # noqa: ANN001
+    def _job(row) -> PullJob:
         values = {f.name: row[f.name] for f in fields(PullJob)}
         values["status"] = PullState(values["status"])
         return PullJob(**values)
@@ -220,7 +221,7 @@ class PullManager:
                 self._finish_canceled(self.get(job_id))
         except (DomainError, httpx.HTTPError, OSError, GgufError) as error:
             self._fail(self.get(job_id), part, _describe(error))
-        except Exception as error:  # noqa: BLE001 (a job must end failed, never stuck)
+        except Exception as error:
             log.exception("pull job %s crashed", job_id)
             self._fail(self.get(job_id), part, _describe(error))
         finally:
@@ -267,7 +268,7 @@ class PullManager:
             raise InvalidArgument(f"The model is larger than the limit of {self._config.pull_max_bytes} bytes.")
         return total
 
-    def _copy(self, job: PullJob, response: httpx.Response, out, hasher) -> PullJob:  # noqa: ANN001
+    def _copy(self, job: PullJob, response: httpx.Response, out, hasher) -> PullJob:
         written, last_report = job.completed_bytes, time.monotonic()
         for chunk in response.iter_bytes(1 << 20):
             self._check_stop(job.id)
@@ -336,7 +337,7 @@ class PullManager:
         return self._config.pull_source_url.format(repo=match["repo"], file=match["file"])
 
 
-def _hash_into(hasher, path: Path) -> None:  # noqa: ANN001
+def _hash_into(hasher, path: Path) -> None:
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
             hasher.update(chunk)

@@ -113,7 +113,7 @@ def start_local(spec: LaunchSpec, log_path: Path) -> ChildProcessRuntime:
     llama.cpp's own log goes to `log_path` (truncated at each start)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
+        process = subprocess.Popen(
             [sys.executable, "-m", "therascript_llm_manager.runtime_child", json.dumps(asdict(spec))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=os.environ.copy(),
         )

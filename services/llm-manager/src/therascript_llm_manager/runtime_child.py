@@ -54,7 +54,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
                 if reply.status == 200:
                     return
         except OSError:
@@ -70,7 +70,7 @@ def _serve_llama_server(spec: dict) -> None:
             "-ngl", str(spec["n_gpu_layers"]), "--slots"]
     if spec.get("threads"):
         args += ["-t", str(spec["threads"])]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: S603
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(url, process, spec["load_timeout_s"])
     print("LISTENING", url, flush=True)
@@ -85,7 +85,7 @@ def main() -> None:
             _serve_llama_server(spec)
         else:
             _serve_xllamacpp(spec)
-    except Exception as error:  # noqa: BLE001 (reported to the parent, which raises)
+    except Exception as error:
         print("ERROR", str(error).replace("\n", " "), flush=True)
         sys.exit(1)
 

@@ -66,7 +66,7 @@ def build(settings: LlmManagerSettings) -> LlmManager:
     return LlmManager(settings, store, models, pulls, servicer)
 
 
-def grpc_registration(servicer: LlmManagerServicer):  # noqa: ANN201
+def grpc_registration(servicer: LlmManagerServicer):
     return registration(llm_pb2, llm_pb2_grpc, "LlmManagerService", servicer)
 
 

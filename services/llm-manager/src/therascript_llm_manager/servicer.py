@@ -25,7 +25,7 @@ _LOAD_STATES = {
 _ROLES = {llm_pb2.ROLE_SYSTEM: "system", llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
 
 
-def _opt(message, name: str):  # noqa: ANN001, ANN202
+def _opt(message, name: str):
     """The value of optional field `name`, or None when unset."""
     return getattr(message, name) if message.HasField(name) else None
 
@@ -61,11 +61,11 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
         self._pulls = pulls
 
     # ---- models ---------------------------------------------------------------------------
-    def ListAvailableModels(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ListAvailableModels(self, request, context):
         """Every GGUF in the store with its header metadata (sizes in bytes, context in tokens)."""
         return llm_pb2.ListAvailableModelsResponse(models=[model_info(m) for m in self._store.list()])
 
-    def SetModel(self, request, context):  # noqa: ANN001, ANN201, N802
+    def SetModel(self, request, context):
         """Persists the settings and loads the model; answers when loaded.
         NOT_FOUND unknown model, INVALID_ARGUMENT bad name/values, UNAVAILABLE load failed."""
         current = self._models.snapshot().settings
@@ -84,18 +84,18 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
         return common_pb2.Ack(message=f"Active model set to {request.model_name} (context: {context_label}). "
                                       "Model loaded.")
 
-    def Unload(self, request, context):  # noqa: ANN001, ANN201, N802
+    def Unload(self, request, context):
         """Stops the runtime; the next Generate loads the active model again."""
         unloaded = self._models.unload()
         return common_pb2.Ack(message="1 model instance(s) unloaded successfully." if unloaded
                               else "No models were loaded.")
 
-    def DeleteModel(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteModel(self, request, context):
         """Deletes a store file. INVALID_ARGUMENT unsafe name, NOT_FOUND, FAILED_PRECONDITION when loaded."""
         self._models.delete_model(request.model_name)
         return common_pb2.Ack(message=f"Deleted model {request.model_name}")
 
-    def GetStatus(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetStatus(self, request, context):
         """Active model, load state, configured settings, loaded/maximum context (tokens), runtime health."""
         snap = self._models.snapshot()
         settings = snap.settings
@@ -117,7 +117,7 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
             runtime_kind=self._models.runtime_kind,
         )
 
-    def EstimateVram(self, request, context):  # noqa: ANN001, ANN201, N802
+    def EstimateVram(self, request, context):
         """Weights + KV cache + overhead (bytes) for a context size (tokens) and GPU layer count."""
         model = self._store.get(request.model_name)
         settings = self._models.snapshot().settings
@@ -135,22 +135,22 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
         )
 
     # ---- pulls ----------------------------------------------------------------------------
-    def PullModel(self, request, context):  # noqa: ANN001, ANN201, N802
+    def PullModel(self, request, context):
         """Queues a download. INVALID_ARGUMENT for URLs outside the allow-list or internal addresses."""
         job = self._pulls.start(request.model_url, _opt(request, "sha256"))
         return llm_pb2.PullModelResponse(job_id=job.id, message=f"Pull of {job.model_name} started.")
 
-    def GetPullStatus(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetPullStatus(self, request, context):
         """A job's state and progress (bytes, percent). NOT_FOUND for unknown ids."""
         return pull_status(self._pulls.get(request.job_id))
 
-    def CancelPull(self, request, context):  # noqa: ANN001, ANN201, N802
+    def CancelPull(self, request, context):
         """Stops a download and removes its partial file. NOT_FOUND; FAILED_PRECONDITION when finished."""
         self._pulls.cancel(request.job_id)
         return common_pb2.Ack(message=f"Cancellation request sent for job {request.job_id}.")
 
     # ---- generation -----------------------------------------------------------------------
-    def Generate(self, request, context) -> Iterator[llm_pb2.GenerateChunk]:  # noqa: ANN001, N802
+    def Generate(self, request, context) -> Iterator[llm_pb2.GenerateChunk]:
         """Streams content/thinking chunks, `loading` keep-alives, then one `usage`.
         Cancelling the call closes the runtime stream, which stops the generation."""
         cancellation = Cancellation()
@@ -164,7 +164,7 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
         for event in self._generator.generate(domain, cancellation):
             yield _chunk(event)
 
-    def CountTokens(self, request, context):  # noqa: ANN001, ANN201, N802
+    def CountTokens(self, request, context):
         """Token counts per text: the loaded model's tokenizer, else chars/4 (method says which)."""
         counts, exact, context_size = self._generator.count_tokens(list(request.texts))
         method = llm_pb2.TOKEN_COUNT_METHOD_TOKENIZER if exact else llm_pb2.TOKEN_COUNT_METHOD_ESTIMATE

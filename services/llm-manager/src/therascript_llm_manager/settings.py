@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from therascript_common.settings import ServiceSettings
 
 

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from therascript_common.errors import NotFound
+
 from . import outbox
 from .sessions import require_session
 from .storage.database import Database
-from therascript_common.errors import NotFound
 
 READ_CHUNK_BYTES = 256 * 1024
 

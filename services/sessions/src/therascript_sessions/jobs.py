@@ -24,11 +24,12 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
+from therascript_common.errors import NotFound
+from therascript_common.logging import request_id_var
+
 from .clock import now_ms
 from .storage.database import Database
 from .storage.tables import SessionRow, TranscriptionJobRow
-from therascript_common.errors import NotFound
-from therascript_common.logging import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class TranscriptionJobs:
             while not self._stop.wait(interval_s):
                 try:
                     self.reconcile()
-                except Exception:  # noqa: BLE001 — logged; the next pass tries again
+                except Exception:
                     log.exception("reconciler pass failed")
 
         thread = threading.Thread(target=loop, name="reconciler", daemon=True)
@@ -180,7 +181,7 @@ class TranscriptionJobs:
         self._stop.set()
 
 
-def _fail(session, job: TranscriptionJobRow, message: str) -> None:  # noqa: ANN001
+def _fail(session, job: TranscriptionJobRow, message: str) -> None:
     """Marks the job and its session failed (inside the caller's transaction); bumps the attempt so a
     run still in flight is fenced off."""
     job.status, job.error, job.message = "failed", message, message

@@ -59,7 +59,7 @@ class OutboxDispatcher:
     def _deliver(self, row: OutboxRow) -> int:
         try:
             self._handlers[row.kind](row.payload)
-        except Exception as error:  # noqa: BLE001 — any failure is retried later
+        except Exception as error:
             log.warning("outbox %s #%s failed (attempt %s): %s", row.kind, row.id, row.attempts + 1, error)
             with self._db.transaction() as session:
                 stored = session.get(OutboxRow, row.id)
@@ -78,7 +78,7 @@ class OutboxDispatcher:
             while not self._stop.wait(self._interval_s):
                 try:
                     self.deliver_pending()
-                except Exception:  # noqa: BLE001 — keep the loop alive; the error is logged
+                except Exception:
                     log.exception("outbox loop")
 
         thread = threading.Thread(target=loop, name="outbox", daemon=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 from redis import Redis
+
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from therascript_common.grpc_client import sync_channel

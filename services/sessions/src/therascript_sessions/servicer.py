@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from therascript.common.v1 import common_pb2
 from therascript.sessions.v1 import sessions_pb2 as pb
 from therascript.sessions.v1 import sessions_pb2_grpc
+from therascript_common.errors import InvalidArgument
 
 from .audio import AudioService
 from .jobs import TranscriptionJobs
@@ -15,7 +16,6 @@ from .sessions import MetadataUpdate, SessionService
 from .storage.tables import ParagraphRow, SessionRow, TranscriptionJobRow
 from .transcripts import SpeakerRename, TranscriptService
 from .uploads import UploadRequest, UploadService
-from therascript_common.errors import InvalidArgument
 
 _SESSION_STATUS = {
     "pending": pb.SESSION_STATUS_PENDING, "queued": pb.SESSION_STATUS_QUEUED,
@@ -66,11 +66,11 @@ class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
         self.uploads = uploads
         self.jobs = jobs
 
-    def ListSessions(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ListSessions(self, request, context):
         rows = self.sessions.list(request.page.limit, request.page.offset)
         return pb.ListSessionsResponse(sessions=[session_message(r) for r in rows])
 
-    def UploadSession(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+    def UploadSession(self, request_iterator, context):
         metadata: list[pb.UploadMetadata] = []
 
         def chunks() -> Iterator[bytes]:
@@ -91,60 +91,60 @@ class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
         return pb.UploadSessionResponse(session_id=session_id, job_id=job_id,
                                         message="Upload successful, transcription queued.")
 
-    def GetSession(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetSession(self, request, context):
         return session_message(self.sessions.get(request.session_id))
 
-    def UpdateSessionMetadata(self, request, context):  # noqa: ANN001, ANN201, N802
+    def UpdateSessionMetadata(self, request, context):
         fields = ("client_name", "session_name", "date", "session_type", "therapy", "file_name", "show_speakers")
         update = MetadataUpdate(**{f: getattr(request, f) for f in fields if request.HasField(f)})
         return session_message(self.sessions.update_metadata(request.session_id, update))
 
-    def DeleteSession(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteSession(self, request, context):
         self.sessions.delete(request.session_id)
         return _ack(f"Session {request.session_id} and associated data deleted successfully.")
 
-    def GetTranscript(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetTranscript(self, request, context):
         return transcript_message(self.transcripts.get(request.session_id))
 
-    def UpdateParagraph(self, request, context):  # noqa: ANN001, ANN201, N802
+    def UpdateParagraph(self, request, context):
         rows = self.transcripts.update_paragraph(request.session_id, request.paragraph_index, request.new_text)
         return transcript_message(rows)
 
-    def DeleteParagraph(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteParagraph(self, request, context):
         return transcript_message(self.transcripts.delete_paragraph(request.session_id, request.paragraph_index))
 
-    def SetParagraphSpeaker(self, request, context):  # noqa: ANN001, ANN201, N802
+    def SetParagraphSpeaker(self, request, context):
         self.transcripts.set_paragraph_speaker(request.session_id, request.paragraph_index, request.speaker)
         return _ack(f"Speaker updated for paragraph {request.paragraph_index}.")
 
-    def RenameSpeakers(self, request, context):  # noqa: ANN001, ANN201, N802
+    def RenameSpeakers(self, request, context):
         renames = [SpeakerRename(getattr(r, "from"), r.to) for r in request.renames]  # `from` is a keyword
         applied = self.transcripts.rename_speakers(request.session_id, renames)
         return _ack(f"Speaker labels updated for session {request.session_id}." if applied else "No changes needed.")
 
-    def GetAudioInfo(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetAudioInfo(self, request, context):
         audio = self.audio.info(request.session_id)
         return pb.AudioInfo(size_bytes=audio.size_bytes, content_type=audio.content_type, file_name=audio.path.name)
 
-    def ReadAudio(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ReadAudio(self, request, context):
         for chunk in self.audio.read(request.session_id, request.offset, request.length):
             yield pb.AudioChunk(data=chunk)
 
-    def DeleteAudio(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteAudio(self, request, context):
         self.audio.delete(request.session_id)
         return _ack(f"Audio file for session {request.session_id} deleted successfully.")
 
-    def GetTranscriptionStatus(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetTranscriptionStatus(self, request, context):
         return job_message(self.jobs.status(request.job_id))
 
-    def GetActiveJobCount(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetActiveJobCount(self, request, context):
         return pb.ActiveJobCount(transcription=self.jobs.active_count())
 
-    def ResetTranscriptionJobs(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ResetTranscriptionJobs(self, request, context):
         removed, failed = self.jobs.reset()
         return pb.ResetTranscriptionJobsResponse(success=True, jobs_removed=removed, sessions_failed=failed)
 
-    def CheckDiarizationReadiness(self, request, context):  # noqa: ANN001, ANN201, N802
+    def CheckDiarizationReadiness(self, request, context):
         r = self.jobs.readiness()
         return pb.DiarizationReadiness(ready=r.diarization_ready, model_cached=r.diarization_ready,
                                        prefetch_in_progress=r.prefetch_in_progress, error=r.error)

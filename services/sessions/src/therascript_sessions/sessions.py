@@ -8,11 +8,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from therascript_common.errors import InvalidArgument, NotFound
+
 from . import outbox
 from .clock import session_date_iso
 from .storage.database import Database
 from .storage.tables import SessionRow
-from therascript_common.errors import InvalidArgument, NotFound
 
 #: Client-editable metadata fields (everything else — audioPath, status, whisperJobId, token count,
 #: duration — is server-owned and cannot be set; API-CONTRACT.md Part C).

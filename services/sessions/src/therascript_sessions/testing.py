@@ -43,7 +43,7 @@ def start_sessions(data_dir: Path, redis_url: str, chat_target: str = "127.0.0.1
     )
     server.start()
     running = RunningSessions(f"127.0.0.1:{port}", app)
-    running._server = server  # noqa: SLF001
+    running._server = server
     return running
 
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
+from therascript_common.errors import InvalidArgument, NotFound
+
 from .sessions import require_session
 from .storage.database import Database
 from .storage.tables import ParagraphRow, SessionRow
 from .transcription.paragraphs import ParagraphDraft
-from therascript_common.errors import InvalidArgument, NotFound
 
 MAX_PARAGRAPH_TEXT = 10_000
 MAX_SPEAKER_LABEL = 100

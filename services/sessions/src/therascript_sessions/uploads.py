@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from therascript_common.errors import InvalidArgument, TooLarge, Unavailable
+
 from .clock import now_ms, session_date_iso
 from .jobs import TranscriptionJobs
 from .sessions import clean_text
 from .storage.database import Database
 from .storage.tables import SessionRow
 from .transcription.audio import MediaInfo, probe
-from therascript_common.errors import InvalidArgument, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 

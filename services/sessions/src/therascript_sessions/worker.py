@@ -15,6 +15,7 @@ import time
 
 from redis import Redis
 from rq import Queue, SimpleWorker
+
 from therascript_common.logging import configure_logging
 
 from .jobs import PREFETCH_KEY, READINESS_KEY
@@ -42,7 +43,7 @@ class ReadinessReporter:
             asr.load_model(self._asr_config)
             self.state["asr_ready"] = True
             self.state["device"] = asr.resolve_device(self._asr_config.device)
-        except Exception as error:  # noqa: BLE001 — reported, jobs will fail with the reason
+        except Exception as error:
             self.state["error"] = f"ASR model failed to load: {error}"
             log.exception("ASR model failed to load")
         self._prepare_diarization()
@@ -59,7 +60,7 @@ class ReadinessReporter:
             self.state["diarization_ready"] = ready
             if reason:
                 self.state["error"] = reason
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self.state["error"] = f"Diarization model failed to load: {error}"
             log.exception("diarization model failed to load")
         finally:
@@ -76,7 +77,7 @@ class ReadinessReporter:
                     if self._redis.getdel(PREFETCH_KEY) and not self.state["diarization_ready"]:
                         self._prepare_diarization()
                     self.publish()
-                except Exception:  # noqa: BLE001 — Redis hiccup; next round retries
+                except Exception:
                     log.warning("readiness report failed", exc_info=True)
                 time.sleep(REPORT_INTERVAL_S)
 
@@ -113,7 +114,7 @@ def work_until_stopped(settings: SessionsSettings, redis: Redis) -> None:
         worker = SimpleWorker([Queue(settings.queue_name, connection=redis)], connection=redis)
         worker.work(with_scheduler=False)
         # rq's own SIGTERM/SIGINT handler sets the date (idle) and the flag (busy); either means "stop".
-        if worker._stop_requested or worker._shutdown_requested_date is not None:  # noqa: SLF001
+        if worker._stop_requested or worker._shutdown_requested_date is not None:
             return
         log.warning("the RQ worker loop ended without a shutdown request; starting it again in 2 s")
         time.sleep(2)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from dialogue import TWO_SPEAKER_SCRIPT, make_dialogue, words_match
 from sqlalchemy import select
+
 from therascript_sessions.clock import now_ms
 from therascript_sessions.jobs import TranscriptionJobs
 from therascript_sessions.storage.database import Database
@@ -47,7 +48,7 @@ def _new_job(context: WorkerContext, num_speakers: int = 2) -> str:
         return job.id
 
 
-def _state(context: WorkerContext, job_id: str):  # noqa: ANN202
+def _state(context: WorkerContext, job_id: str):
     with context.db.transaction() as session:
         job = session.get(TranscriptionJobRow, job_id)
         row = session.get(SessionRow, job.session_id)
@@ -84,7 +85,7 @@ def test_job_transcribes_labels_speakers_and_is_idempotent(context, recording):
 
 def test_diarization_failure_keeps_the_transcript(context, monkeypatch):
     """Fault injection: the embedding stage raises. The session still completes, without labels, and says so."""
-    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_args, **_kwargs):
         raise RuntimeError("embedding model exploded")
 
     monkeypatch.setattr(diarization, "assign_speakers", broken)

@@ -4,6 +4,7 @@ implements its RPCs they answer UNIMPLEMENTED, which the gateway maps to 501."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+
 from therascript.analysis.v1 import analysis_pb2 as pb
 
 from ..clients import ServiceClients, get_clients

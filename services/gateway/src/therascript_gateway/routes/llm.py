@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
 from therascript.llm.v1 import llm_pb2
 
 from ..clients import ServiceClients, get_clients
@@ -180,7 +181,7 @@ async def delete_model(body: DeleteModelBody, clients: ServiceClients = Depends(
 
 
 @router.get("/status", summary="Loaded state and configured settings of the active (or a given) model")
-async def status(modelName: str | None = Query(default=None, max_length=255),  # noqa: N803 (the original's name)
+async def status(modelName: str | None = Query(default=None, max_length=255),
                  clients: ServiceClients = Depends(get_clients)) -> dict[str, Any]:
     request = llm_pb2.GetStatusRequest(model_name=modelName or None)
     return status_json(await clients.llm.GetStatus(request))

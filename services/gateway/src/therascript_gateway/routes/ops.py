@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Depends, Path, Query
+
 from therascript.ops.v1 import ops_pb2 as pb
 
 from ..clients import ServiceClients, get_clients
@@ -71,7 +72,7 @@ async def usage_stats(clients: ServiceClients = Depends(get_clients)) -> dict:
 async def usage_logs(
     start: int | None = Query(None, ge=0),
     end: int | None = Query(None, ge=0),
-    type: str | None = Query(None, pattern="^(llm|whisper)$"),  # noqa: A002 (contract name)
+    type: str | None = Query(None, pattern="^(llm|whisper)$"),
     model: str | None = Query(None, max_length=200),
     source: str | None = Query(None, max_length=100),
     limit: int = Query(50, ge=1),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
+
 from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients
@@ -18,8 +19,8 @@ async def search(
     q: str = Query("", max_length=1000),
     limit: int = Query(20, ge=1, le=100),
     from_: int = Query(0, ge=0, alias="from"),
-    clientName: str | None = Query(None, max_length=200),  # noqa: N803 (contract name)
-    searchType: Literal["chat", "transcript", "all"] = "all",  # noqa: N803
+    clientName: str | None = Query(None, max_length=200),
+    searchType: Literal["chat", "transcript", "all"] = "all",
     clients: ServiceClients = Depends(get_clients),
 ) -> dict:
     await clients.sessions.SearchTranscripts(

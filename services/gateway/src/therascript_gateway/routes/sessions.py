@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.http import parse_range_header
+
 from therascript.analysis.v1 import analysis_pb2
 from therascript.chat.v1 import chat_pb2
 from therascript.sessions.v1 import sessions_pb2 as pb
-from werkzeug.http import parse_range_header
 
 from ..clients import ServiceClients, get_clients, get_settings, optional_call
 from ..errors import ApiError
@@ -21,7 +22,7 @@ router = APIRouter(tags=["sessions"])
 
 
 # --- JSON shapes --------------------------------------------------------------------------------
-def _lower_enum(value: int, enum, prefix: str) -> str:  # noqa: ANN001
+def _lower_enum(value: int, enum, prefix: str) -> str:
     return enum.Name(value).removeprefix(prefix).lower()
 
 
@@ -62,18 +63,18 @@ class _Strict(BaseModel):
 
 
 class MetadataBody(_Strict):
-    clientName: str | None = Field(None, min_length=1, max_length=200)  # noqa: N815 (contract names)
-    sessionName: str | None = Field(None, min_length=1, max_length=200)  # noqa: N815
+    clientName: str | None = Field(None, min_length=1, max_length=200)
+    sessionName: str | None = Field(None, min_length=1, max_length=200)
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    sessionType: str | None = Field(None, min_length=1, max_length=200)  # noqa: N815
+    sessionType: str | None = Field(None, min_length=1, max_length=200)
     therapy: str | None = Field(None, min_length=1, max_length=200)
-    fileName: str | None = Field(None, min_length=1, max_length=255)  # noqa: N815
-    showSpeakers: bool | None = None  # noqa: N815
+    fileName: str | None = Field(None, min_length=1, max_length=255)
+    showSpeakers: bool | None = None
 
 
 class ParagraphEditBody(_Strict):
-    paragraphIndex: int = Field(ge=0, le=2**31 - 1)  # noqa: N815
-    newText: str = Field(min_length=1, max_length=10_000)  # noqa: N815
+    paragraphIndex: int = Field(ge=0, le=2**31 - 1)
+    newText: str = Field(min_length=1, max_length=10_000)
 
 
 class SpeakerBody(_Strict):
@@ -195,7 +196,7 @@ async def get_audio(session_id: SessionId, request: Request,
     stream = clients.sessions.ReadAudio(pb.ReadAudioRequest(session_id=session_id, offset=start, length=stop - start),
                                         timeout=3600)
 
-    async def body():  # noqa: ANN202
+    async def body():
         async for chunk in stream:
             yield chunk.data
 

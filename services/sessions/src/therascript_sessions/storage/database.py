@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
 from therascript_common.db import make_engine, migrate
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -173,7 +173,6 @@ def warm_up(device: str = "auto") -> None:
     Call it in a worker's parent process before jobs are forked. Raises what load_encoder raises."""
     import numpy as np
     import torch
-
     from resemblyzer.audio import wav_to_mel_spectrogram
 
     encoder = load_encoder(device)

@@ -77,7 +77,7 @@ class TranscriptionRun:
 
     # --- fenced writes --------------------------------------------------------------------------
     @contextmanager
-    def _job(self):  # noqa: ANN202
+    def _job(self):
         """The job row in a transaction, only if this run is still current (else Superseded)."""
         with self.ctx.db.transaction() as session:
             job = session.get(TranscriptionJobRow, self.job_id)
@@ -103,7 +103,7 @@ class TranscriptionRun:
             self._run_stages()
         except Superseded:
             log.info("job %s attempt %s superseded; stopping", self.job_id, self.attempt)
-        except Exception as error:  # noqa: BLE001 — recorded on the job and the session
+        except Exception as error:
             log.exception("job %s failed", self.job_id)
             self._fail(f"Transcription failed: {error}")
         finally:
@@ -148,7 +148,7 @@ class TranscriptionRun:
                 return diarization.assign_speakers(audio, words, num_speakers, throttle), None
         except Superseded:
             raise
-        except Exception as error:  # noqa: BLE001 — the transcript is kept without labels
+        except Exception as error:
             log.exception("diarization failed for job %s", self.job_id)
             return words, str(error) or type(error).__name__
 
@@ -180,7 +180,7 @@ class TranscriptionRun:
 
     # --- helpers ---------------------------------------------------------------------------------
     @contextmanager
-    def _timed(self, stage: str):  # noqa: ANN202
+    def _timed(self, stage: str):
         started = time.perf_counter()
         try:
             yield
@@ -199,7 +199,7 @@ class TranscriptionRun:
                         pass
                 except Superseded:
                     return
-                except Exception:  # noqa: BLE001 — a missed beat is retried next interval
+                except Exception:
                     log.warning("heartbeat failed for job %s", self.job_id, exc_info=True)
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{self.job_id}", daemon=True)
