@@ -1,0 +1,45 @@
+"""A reply whose generation fails mid-stream (llm-manager goes away): the partial reply is stored, the
+stream ends with the error event, nothing hangs; and with llm-manager down, sending fails before the stream."""
+
+from __future__ import annotations
+
+import grpc
+from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
+from therascript_chat import replies
+from therascript_chat.testing import start_chat_service
+from therascript_llm_manager.testing import start_llm_manager
+
+
+def test_llm_manager_dying_mid_stream_ends_with_an_error_event_and_keeps_the_partial_reply(tmp_path) -> None:  # noqa: ANN001
+    llm_target, stop_llm = start_llm_manager(tmp_path / "llm", default_context_size=1024)
+    chat_service = start_chat_service(tmp_path / "chat", llm_target=llm_target, max_reply_tokens=600)
+    channel = grpc.insecure_channel(chat_service.target)
+    stub = chat_pb2_grpc.ChatServiceStub(channel)
+    try:
+        chat = stub.CreateChat(chat_pb2.CreateChatRequest())
+        events, stopped = [], False
+        for event in stub.SendMessage(chat_pb2.SendMessageRequest(
+                chat_id=chat.id, text="Write a very long story about a lighthouse keeper."), timeout=120):
+            events.append(event)
+            if event.WhichOneof("event") == "chunk" and not stopped and len([e for e in events if e.chunk]) >= 3:
+                stop_llm()
+                stopped = True
+        assert stopped
+        assert events[-1].WhichOneof("event") == "error" and events[-1].error == replies.STREAM_FAILED
+        assert "done" not in [e.WhichOneof("event") for e in events]
+        ai = [m for m in stub.GetChat(chat_pb2.ChatRef(chat_id=chat.id)).messages if m.sender == chat_pb2.SENDER_AI]
+        streamed = "".join(e.chunk for e in events).strip()
+        assert len(ai) == 1 and ai[0].text == streamed and not ai[0].cancelled
+
+        second = stub.CreateChat(chat_pb2.CreateChatRequest())
+        try:
+            list(stub.SendMessage(chat_pb2.SendMessageRequest(chat_id=second.id, text="Hello?"), timeout=60))
+            raise AssertionError("sending must fail while llm-manager is down")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert list(stub.GetChat(chat_pb2.ChatRef(chat_id=second.id)).messages) == []  # nothing stored
+    finally:
+        channel.close()
+        chat_service.stop()
+        if not stopped:
+            stop_llm()
