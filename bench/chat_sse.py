@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 import httpx
 import uvicorn
+
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT, system_prompt
 from therascript_chat.testing import start_chat_service

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
+
 from therascript_chat.storage.database import open_database
 
 # When pytest's rootdir is this service (its pyproject.toml), the repository's conftest.py is not loaded:
 # take the shared real-server fixtures from tests/support directly.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "support"))
-from servers import postgres_url  # noqa: E402, F401
+from servers import postgres_url  # noqa: F401
 
 
 def _fresh_postgres_database(server_url: str) -> tuple[str, str]:
@@ -36,7 +37,7 @@ def _drop_postgres_database(server_url: str, name: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """An empty database URL: a SQLite file, or a new PostgreSQL database (dropped afterwards)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'chat.sqlite'}"

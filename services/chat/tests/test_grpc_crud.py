@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript_chat import chats
 from therascript_chat.testing import start_chat_service
 
 
 @pytest.fixture
-def service(tmp_path):  # noqa: ANN001, ANN201
+def service(tmp_path):
     running = start_chat_service(tmp_path)
     channel = grpc.insecure_channel(running.target)
     yield running, chat_pb2_grpc.ChatServiceStub(channel)
@@ -18,7 +19,7 @@ def service(tmp_path):  # noqa: ANN001, ANN201
     running.stop()
 
 
-def test_list_and_delete_session_chats_rpcs(service) -> None:  # noqa: ANN001
+def test_list_and_delete_session_chats_rpcs(service) -> None:
     running, stub = service
     ids = [chats.create_chat(running.deps.db, 42).id for _ in range(2)]
     listed = stub.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=42)).chats
@@ -28,7 +29,7 @@ def test_list_and_delete_session_chats_rpcs(service) -> None:  # noqa: ANN001
     assert list(stub.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=42)).chats) == []
 
 
-def test_duplicate_template_title_is_already_exists(service) -> None:  # noqa: ANN001
+def test_duplicate_template_title_is_already_exists(service) -> None:
     _, stub = service
     titles = [t.title for t in stub.ListTemplates(chat_pb2.ListTemplatesRequest()).templates]
     assert "system_prompt" in titles and "system_standalone_prompt" in titles
@@ -38,7 +39,7 @@ def test_duplicate_template_title_is_already_exists(service) -> None:  # noqa: A
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-def test_unknown_chat_is_not_found_and_session_down_is_unavailable(service) -> None:  # noqa: ANN001
+def test_unknown_chat_is_not_found_and_session_down_is_unavailable(service) -> None:
     _, stub = service
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetChat(chat_pb2.ChatRef(chat_id=999))
@@ -48,7 +49,7 @@ def test_unknown_chat_is_not_found_and_session_down_is_unavailable(service) -> N
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_edited_system_template_survives_a_service_restart(tmp_path) -> None:  # noqa: ANN001
+def test_edited_system_template_survives_a_service_restart(tmp_path) -> None:
     first = start_chat_service(tmp_path)
     with grpc.insecure_channel(first.target) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_chat.testing import ChatStack, start_chat_stack
@@ -47,12 +48,12 @@ def _kinds(events: list[chat_pb2.ChatEvent]) -> list[str]:
     return [e.WhichOneof("event") for e in events]
 
 
-def _send(stub, chat_id: int, text: str, session_id: int | None = None) -> list[chat_pb2.ChatEvent]:  # noqa: ANN001
+def _send(stub, chat_id: int, text: str, session_id: int | None = None) -> list[chat_pb2.ChatEvent]:
     request = chat_pb2.SendMessageRequest(chat_id=chat_id, session_id=session_id, text=text)
     return list(stub.SendMessage(request, timeout=300))
 
 
-def test_session_chat_reply_streams_events_in_order_and_persists_tokens(stack, stub) -> None:  # noqa: ANN001
+def test_session_chat_reply_streams_events_in_order_and_persists_tokens(stack, stub) -> None:
     session_id = stack.seed_session(PARAGRAPHS)
     chat = stub.CreateChat(chat_pb2.CreateChatRequest(session_id=session_id))
     events = _send(stub, chat.id, "  How did the client sleep?  ", session_id)
@@ -78,7 +79,7 @@ def test_session_chat_reply_streams_events_in_order_and_persists_tokens(stack, s
     assert ai.is_truncated == done.is_truncated and not ai.cancelled
 
 
-def test_standalone_chat_reply_keeps_history_across_turns(stub) -> None:  # noqa: ANN001
+def test_standalone_chat_reply_keeps_history_across_turns(stub) -> None:
     chat = stub.CreateChat(chat_pb2.CreateChatRequest())
     first = _send(stub, chat.id, "Name one breathing exercise.")
     second = _send(stub, chat.id, "Say it again in one word.")
@@ -88,7 +89,7 @@ def test_standalone_chat_reply_keeps_history_across_turns(stub) -> None:  # noqa
     assert senders == [chat_pb2.SENDER_USER, chat_pb2.SENDER_AI] * 2
 
 
-def test_cancelled_reply_is_stored_partial_and_generation_stops(stack, stub) -> None:  # noqa: ANN001
+def test_cancelled_reply_is_stored_partial_and_generation_stops(stack, stub) -> None:
     stack.chat.deps.settings.max_reply_tokens = 600   # would run for a long while if not stopped
     try:
         chat = stub.CreateChat(chat_pb2.CreateChatRequest())
@@ -113,7 +114,7 @@ def test_cancelled_reply_is_stored_partial_and_generation_stops(stack, stub) -> 
     follow_up.cancel()
 
 
-def _wait_for_ai_message(stub, chat_id: int, timeout_s: float = 30.0) -> chat_pb2.Message:  # noqa: ANN001
+def _wait_for_ai_message(stub, chat_id: int, timeout_s: float = 30.0) -> chat_pb2.Message:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         ai = [m for m in stub.GetChat(chat_pb2.ChatRef(chat_id=chat_id)).messages if m.sender == chat_pb2.SENDER_AI]
@@ -123,7 +124,7 @@ def _wait_for_ai_message(stub, chat_id: int, timeout_s: float = 30.0) -> chat_pb
     raise AssertionError("the partial assistant message was not stored")
 
 
-def test_context_usage_equals_the_tokenizer_counts(stack, stub, llm) -> None:  # noqa: ANN001
+def test_context_usage_equals_the_tokenizer_counts(stack, stub, llm) -> None:
     session_id = stack.seed_session(PARAGRAPHS)
     chat = stub.CreateChat(chat_pb2.CreateChatRequest(session_id=session_id))
     _send(stub, chat.id, "Summarise the session in one line.", session_id)
@@ -144,7 +145,7 @@ def test_context_usage_equals_the_tokenizer_counts(stack, stub, llm) -> None:  #
     assert usage.reserved_output_tokens == 512 and (usage.warn_at, usage.danger_at) == (0.75, 0.9)
 
 
-def test_long_transcript_and_history_are_windowed_to_fit_the_context(stack, stub) -> None:  # noqa: ANN001
+def test_long_transcript_and_history_are_windowed_to_fit_the_context(stack, stub) -> None:
     long_paragraphs = [(f"SPEAKER_0{i % 2}", f"Paragraph {i}: " + "we talked about sleep, work and family. " * 4)
                        for i in range(60)]                        # ≈ 2700 tokens, the context is 1024
     session_id = stack.seed_session(long_paragraphs)
@@ -157,7 +158,7 @@ def test_long_transcript_and_history_are_windowed_to_fit_the_context(stack, stub
     assert done.prompt_tokens + stack.chat.deps.settings.reserved_output_tokens <= context
 
 
-def test_bad_input_is_rejected_before_anything_is_stored(stack, stub) -> None:  # noqa: ANN001
+def test_bad_input_is_rejected_before_anything_is_stored(stack, stub) -> None:
     chat = stub.CreateChat(chat_pb2.CreateChatRequest())
     for text in ["   ", "x" * 10_001]:
         with pytest.raises(grpc.RpcError) as caught:

@@ -4,13 +4,14 @@ stream ends with the error event, nothing hangs; and with llm-manager down, send
 from __future__ import annotations
 
 import grpc
+
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript_chat import replies
 from therascript_chat.testing import start_chat_service
 from therascript_llm_manager.testing import start_llm_manager
 
 
-def test_llm_manager_dying_mid_stream_ends_with_an_error_event_and_keeps_the_partial_reply(tmp_path) -> None:  # noqa: ANN001
+def test_llm_manager_dying_mid_stream_ends_with_an_error_event_and_keeps_the_partial_reply(tmp_path) -> None:
     llm_target, stop_llm = start_llm_manager(tmp_path / "llm", default_context_size=1024)
     chat_service = start_chat_service(tmp_path / "chat", llm_target=llm_target, max_reply_tokens=600)
     channel = grpc.insecure_channel(chat_service.target)

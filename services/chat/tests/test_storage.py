@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+
 from therascript_chat import chats, messages, templates
 from therascript_chat.messages import NewMessage
 from therascript_common.errors import Conflict, InvalidArgument, NotFound
 
 
-def test_session_chats_are_listed_newest_first_and_scoped(db) -> None:  # noqa: ANN001
+def test_session_chats_are_listed_newest_first_and_scoped(db) -> None:
     first, second = chats.create_chat(db, 7), chats.create_chat(db, 7)
     chats.create_chat(db, 8)
     chats.create_chat(db, None)
@@ -20,7 +21,7 @@ def test_session_chats_are_listed_newest_first_and_scoped(db) -> None:  # noqa: 
         chats.get_chat(db, first.id, None)
 
 
-def test_delete_session_chats_removes_chats_and_messages_and_is_idempotent(db) -> None:  # noqa: ANN001
+def test_delete_session_chats_removes_chats_and_messages_and_is_idempotent(db) -> None:
     chat = chats.create_chat(db, 3)
     messages.record_message(db, NewMessage(chat.id, "user", "hello"))
     other = chats.create_chat(db, 4)
@@ -31,7 +32,7 @@ def test_delete_session_chats_removes_chats_and_messages_and_is_idempotent(db) -
     assert chats.get_chat(db, other.id, 4).id == other.id
 
 
-def test_delete_chat_deletes_its_messages(db) -> None:  # noqa: ANN001
+def test_delete_chat_deletes_its_messages(db) -> None:
     chat = chats.create_chat(db, None)
     messages.record_message(db, NewMessage(chat.id, "user", "hi"))
     chats.delete_chat(db, chat.id, None)
@@ -40,7 +41,7 @@ def test_delete_chat_deletes_its_messages(db) -> None:  # noqa: ANN001
         chats.delete_chat(db, chat.id, None)
 
 
-def test_messages_keep_token_counts_thinking_and_markers_in_order(db) -> None:  # noqa: ANN001
+def test_messages_keep_token_counts_thinking_and_markers_in_order(db) -> None:
     chat = chats.create_chat(db, None)
     messages.record_message(db, NewMessage(chat.id, "user", "question"))
     messages.record_message(db, NewMessage(chat.id, "ai", "partial", thinking="hmm", prompt_tokens=None,
@@ -57,7 +58,7 @@ def test_message_text_outside_1_to_10000_is_invalid(text: str) -> None:
         messages.clean_text(text)
 
 
-def test_standalone_details_replace_name_and_tags(db) -> None:  # noqa: ANN001
+def test_standalone_details_replace_name_and_tags(db) -> None:
     chat = chats.create_chat(db, None)
     updated = chats.update_chat_details(db, chat.id, "  Notes ", ["zeta", " Alpha", "beta", "zeta"])
     assert (updated.name, updated.tags) == ("Notes", ["Alpha", "beta", "zeta"])
@@ -73,7 +74,7 @@ def test_standalone_details_replace_name_and_tags(db) -> None:  # noqa: ANN001
         chats.update_chat_details(db, session_chat.id, "n", None)
 
 
-def test_rename_session_chat_trims_and_blank_is_null(db) -> None:  # noqa: ANN001
+def test_rename_session_chat_trims_and_blank_is_null(db) -> None:
     chat = chats.create_chat(db, 9)
     assert chats.rename_chat(db, chat.id, 9, "  Intake ").name == "Intake"
     assert chats.rename_chat(db, chat.id, 9, "   ").name is None
@@ -81,13 +82,13 @@ def test_rename_session_chat_trims_and_blank_is_null(db) -> None:  # noqa: ANN00
         chats.rename_chat(db, chat.id, 10, "x")
 
 
-def test_standalone_list_pages_newest_first(db) -> None:  # noqa: ANN001
+def test_standalone_list_pages_newest_first(db) -> None:
     ids = [chats.create_chat(db, None).id for _ in range(3)]
     assert [c.id for c in chats.list_standalone_chats(db)] == ids[::-1]
     assert [c.id for c in chats.list_standalone_chats(db, limit=1, offset=1)] == [ids[1]]
 
 
-def test_templates_crud_and_duplicate_title_conflicts(db) -> None:  # noqa: ANN001
+def test_templates_crud_and_duplicate_title_conflicts(db) -> None:
     created = templates.create_template(db, "  Summary ", " Summarise the session. ")
     assert (created.title, created.text) == ("Summary", "Summarise the session.")
     with pytest.raises(Conflict):
@@ -106,7 +107,7 @@ def test_templates_crud_and_duplicate_title_conflicts(db) -> None:  # noqa: ANN0
     assert [t.title for t in templates.list_templates(db)] == ["Risk review"]
 
 
-def test_system_templates_are_seeded_once_and_user_edits_survive_restart(db) -> None:  # noqa: ANN001
+def test_system_templates_are_seeded_once_and_user_edits_survive_restart(db) -> None:
     assert templates.seed_system_templates(db) == 4
     titles = {t.title: t for t in templates.list_templates(db)}
     assert set(titles) == set(templates.SYSTEM_TEMPLATES)

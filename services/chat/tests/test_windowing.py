@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from therascript_chat.windowing import (
     MESSAGE_OVERHEAD_TOKENS as O,
+)
+from therascript_chat.windowing import (
     OMISSION_NOTE_TOKENS,
     HistoryTurn,
     cut_transcript,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+
 from therascript_chat.testing import ChatStack, start_chat_stack
 from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
@@ -90,7 +91,7 @@ def wait_for_ai_message(api: httpx.Client, path: str, timeout_s: float = 30) -> 
     raise AssertionError("the assistant message was not stored")
 
 
-def test_session_chat_streams_sse_the_ui_can_parse_and_persists_tokens(stack, api) -> None:  # noqa: ANN001
+def test_session_chat_streams_sse_the_ui_can_parse_and_persists_tokens(stack, api) -> None:
     session_id = stack.seed_session(PARAGRAPHS)
     created = api.post(f"/api/sessions/{session_id}/chats/")
     assert created.status_code == 201
@@ -126,7 +127,7 @@ def test_session_chat_streams_sse_the_ui_can_parse_and_persists_tokens(stack, ap
     assert usage["breakdown"]["transcriptTokens"] > 0 and usage["thresholds"] == {"warnAt": 0.75, "dangerAt": 0.9}
 
 
-def test_disconnect_mid_stream_stores_partial_reply_and_stops_generation(stack, api) -> None:  # noqa: ANN001
+def test_disconnect_mid_stream_stores_partial_reply_and_stops_generation(stack, api) -> None:
     chat = api.post("/api/chats").json()
     path = f"/api/chats/{chat['id']}"
     stack.chat.deps.settings.max_reply_tokens = 600  # long enough to notice if generation went on
@@ -147,7 +148,7 @@ def test_disconnect_mid_stream_stores_partial_reply_and_stops_generation(stack, 
     assert time.monotonic() - started < 30  # served at once: the runtime is not still writing the story
 
 
-def test_standalone_chat_with_tags_and_rename(api) -> None:  # noqa: ANN001
+def test_standalone_chat_with_tags_and_rename(api) -> None:
     created = api.post("/api/chats/")
     assert created.status_code == 201
     chat = created.json()
@@ -165,7 +166,7 @@ def test_standalone_chat_with_tags_and_rename(api) -> None:  # noqa: ANN001
     assert_error(api.get(f"/api/chats/{chat['id']}"), 404, "NotFoundError")
 
 
-def test_session_chat_rename_and_delete(stack, api) -> None:  # noqa: ANN001
+def test_session_chat_rename_and_delete(stack, api) -> None:
     session_id = stack.seed_session(PARAGRAPHS)
     chat = api.post(f"/api/sessions/{session_id}/chats").json()
     path = f"/api/sessions/{session_id}/chats/{chat['id']}"
@@ -177,7 +178,7 @@ def test_session_chat_rename_and_delete(stack, api) -> None:  # noqa: ANN001
     assert_error(api.get(path), 404, "NotFoundError")
 
 
-def test_templates_crud_and_duplicate_title_is_409(api) -> None:  # noqa: ANN001
+def test_templates_crud_and_duplicate_title_is_409(api) -> None:
     titles = {t["title"] for t in api.get("/api/templates").json()}
     assert {"system_prompt", "system_standalone_prompt", "system_analysis_strategist",
             "system_short_prompt_generator"} <= titles
@@ -197,7 +198,7 @@ def test_templates_crud_and_duplicate_title_is_409(api) -> None:  # noqa: ANN001
     assert_error(api.post("/api/templates", json={"title": "   ", "text": "y"}), 400, "ValidationError")
 
 
-def test_context_usage_route_has_the_contract_shape(stack, api) -> None:  # noqa: ANN001
+def test_context_usage_route_has_the_contract_shape(stack, api) -> None:
     session_id = stack.seed_session(PARAGRAPHS)
     chat = api.post(f"/api/sessions/{session_id}/chats").json()
     usage = api.get(f"/api/sessions/{session_id}/chats/{chat['id']}/context-usage",
@@ -214,7 +215,7 @@ def test_context_usage_route_has_the_contract_shape(stack, api) -> None:  # noqa
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 10_001])
-def test_message_text_outside_limits_is_400_before_any_stream(api, text: str) -> None:  # noqa: ANN001
+def test_message_text_outside_limits_is_400_before_any_stream(api, text: str) -> None:
     chat = api.post("/api/chats").json()
     assert_error(api.post(f"/api/chats/{chat['id']}/messages", json={"text": text}), 400, "ValidationError")
     assert api.get(f"/api/chats/{chat['id']}").json()["messages"] == []
@@ -224,11 +225,11 @@ def test_message_text_outside_limits_is_400_before_any_stream(api, text: str) ->
     ("get", "/api/chats/abc"), ("get", "/api/chats/0"), ("get", "/api/chats/-3"),
     ("get", "/api/sessions/x/chats/1"), ("delete", "/api/templates/abc"), ("post", "/api/sessions/1.5/chats"),
 ])
-def test_non_numeric_or_non_positive_ids_are_400(api, method: str, path: str) -> None:  # noqa: ANN001
+def test_non_numeric_or_non_positive_ids_are_400(api, method: str, path: str) -> None:
     assert_error(api.request(method, path), 400, "ValidationError")
 
 
-def test_unknown_ids_are_404_with_the_error_body(api) -> None:  # noqa: ANN001
+def test_unknown_ids_are_404_with_the_error_body(api) -> None:
     assert_error(api.get("/api/chats/987654"), 404, "NotFoundError")
     assert_error(api.post("/api/chats/987654/messages", json={"text": "hello"}), 404, "NotFoundError")
     assert_error(api.get("/api/chats/987654/context-usage"), 404, "NotFoundError")

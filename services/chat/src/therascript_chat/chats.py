@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
+
 from therascript_common.errors import InvalidArgument, NotFound
 
 from .clock import now_ms

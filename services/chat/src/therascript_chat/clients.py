@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from therascript_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
@@ -89,7 +90,7 @@ class LlmClient:
             context_size=reply.context_size if reply.HasField("context_size") else None,
         )
 
-    def generate(self, messages: list[llm_pb2.ChatMessage], max_tokens: int, purpose: str):  # noqa: ANN201
+    def generate(self, messages: list[llm_pb2.ChatMessage], max_tokens: int, purpose: str):
         """Starts a Generate stream: an iterator of GenerateChunk that also has `.cancel()`.
         Iterating raises grpc.RpcError on failure or cancellation (callers handle both: replies.py)."""
         request = llm_pb2.GenerateRequest(messages=messages, max_tokens=max_tokens, purpose=purpose)

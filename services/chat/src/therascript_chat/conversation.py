@@ -133,7 +133,7 @@ def history_turns(convo: Conversation, counts: ConversationCounts) -> list[Histo
     return [HistoryTurn(tokens, turn.role == "user") for turn, tokens in zip(convo.history, counts.history, strict=True)]
 
 
-def paragraph_counter(llm: LlmClient, convo: Conversation):  # noqa: ANN201
+def paragraph_counter(llm: LlmClient, convo: Conversation):
     """A callable giving each transcript paragraph's token count (only called when cutting is needed)."""
     return lambda: llm.count_tokens(convo.transcript or []).counts
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+
 from therascript_common.errors import InvalidArgument
 
 from .clock import now_ms

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
+
 from therascript.chat.v1 import chat_pb2
 
 from . import chats, messages
@@ -94,7 +95,7 @@ def _max_tokens(deps: ChatDeps, prepared: _Prepared) -> int:
     return min(room, cap) if cap else room
 
 
-def _relay(call, reply: _Reply) -> Iterator[chat_pb2.ChatEvent]:  # noqa: ANN001
+def _relay(call, reply: _Reply) -> Iterator[chat_pb2.ChatEvent]:
     """Generate chunks → chat events, accumulating the reply. Raises grpc.RpcError from the stream."""
     for piece in call:
         kind = piece.WhichOneof("chunk")
@@ -118,7 +119,7 @@ def _count_or_none(deps: ChatDeps, text: str) -> int | None:
         return 0
     try:
         return deps.llm.count_tokens([text]).counts[0]
-    except Exception:  # noqa: BLE001 — a best-effort figure for a partial reply
+    except Exception:
         return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import grpc
+
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript.common.v1 import common_pb2
 from therascript_common.errors import InvalidArgument
@@ -14,7 +15,7 @@ from . import chats, context_usage, convert, messages, replies, templates
 from .deps import ChatDeps
 
 
-def _session_id(request) -> int | None:  # noqa: ANN001
+def _session_id(request) -> int | None:
     """The optional `session_id` of a request: None = standalone scope."""
     return request.session_id if request.HasField("session_id") else None
 
@@ -37,60 +38,61 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
 
-    def CreateChat(self, request, context):  # noqa: ANN001, ANN201, N802
+    def CreateChat(self, request, context):
         session_id = _session_id(request)
         if session_id is not None:
             self.deps.sessions.get_session(_require_id(session_id, "sessionId"))
         return convert.chat(chats.create_chat(self.deps.db, session_id))
 
-    def GetChat(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetChat(self, request, context):
         chat = chats.get_chat(self.deps.db, request.chat_id, _session_id(request))
         rows = messages.list_messages(self.deps.db, chat.id)
         return chat_pb2.ChatDetail(chat=convert.chat(chat), messages=[convert.message(r) for r in rows])
 
-    def ListStandaloneChats(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ListStandaloneChats(self, request, context):
         rows = chats.list_standalone_chats(self.deps.db, request.page.limit, request.page.offset)
         return chat_pb2.ListChatsResponse(chats=[convert.chat(r) for r in rows])
 
-    def ListSessionChats(self, request, context):  # noqa: ANN001, ANN201, N802
+    def ListSessionChats(self, request, context):
         rows = chats.list_session_chats(self.deps.db, request.session_id)
         return chat_pb2.ListChatsResponse(chats=[convert.chat(r) for r in rows])
 
-    def RenameChat(self, request, context):  # noqa: ANN001, ANN201, N802
+    def RenameChat(self, request, context):
         name = request.name if request.HasField("name") else None
         return convert.chat(chats.rename_chat(self.deps.db, request.chat_id, request.session_id, name))
 
-    def UpdateChatDetails(self, request, context):  # noqa: ANN001, ANN201, N802
+    def UpdateChatDetails(self, request, context):
         name = request.name if request.HasField("name") else None
         tags = list(request.tags) if request.has_tags else None
         return convert.chat(chats.update_chat_details(self.deps.db, request.chat_id, name, tags))
 
-    def DeleteChat(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteChat(self, request, context):
         chats.delete_chat(self.deps.db, request.chat_id, _session_id(request))
         return common_pb2.Ack(message=f"Chat {request.chat_id} deleted successfully.")
 
-    def DeleteSessionChats(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteSessionChats(self, request, context):
         count = chats.delete_session_chats(self.deps.db, request.session_id)
         return chat_pb2.DeleteSessionChatsResponse(chats_deleted=count)
 
-    def SendMessage(self, request, context) -> Iterator[chat_pb2.ChatEvent]:  # noqa: ANN001, N802
+    def SendMessage(self, request, context) -> Iterator[chat_pb2.ChatEvent]:
         yield from replies.stream_reply(self.deps, request.chat_id, _session_id(request), request.text,
                                         _on_end(context))
 
-    def GetContextUsage(self, request, context):  # noqa: ANN001, ANN201, N802
+    def GetContextUsage(self, request, context):
         return context_usage.get_context_usage(self.deps, request.chat_id, _session_id(request),
                                                request.input_draft, request.reserved_output_tokens)
 
-    def ListTemplates(self, request, context):  # noqa: ANN001, ANN201, N802
-        return chat_pb2.ListTemplatesResponse(templates=[convert.template(r) for r in templates.list_templates(self.deps.db)])
+    def ListTemplates(self, request, context):
+        rows = templates.list_templates(self.deps.db)
+        return chat_pb2.ListTemplatesResponse(templates=[convert.template(r) for r in rows])
 
-    def CreateTemplate(self, request, context):  # noqa: ANN001, ANN201, N802
+    def CreateTemplate(self, request, context):
         return convert.template(templates.create_template(self.deps.db, request.title, request.text))
 
-    def UpdateTemplate(self, request, context):  # noqa: ANN001, ANN201, N802
+    def UpdateTemplate(self, request, context):
         body = request.template
         return convert.template(templates.update_template(self.deps.db, request.id, body.title, body.text))
 
-    def DeleteTemplate(self, request, context):  # noqa: ANN001, ANN201, N802
+    def DeleteTemplate(self, request, context):
         templates.delete_template(self.deps.db, request.id)
         return common_pb2.Ack(message=f"Template with ID {request.id} deleted successfully.")

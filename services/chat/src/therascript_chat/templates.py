@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
 from therascript_common.errors import Conflict, InvalidArgument, NotFound
 
 from .clock import now_ms

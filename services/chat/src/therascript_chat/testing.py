@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
 from therascript_common.grpc_server import build_server
 
 from .deps import ChatDeps

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 from sse_starlette import EventSourceResponse, ServerSentEvent
+
 from therascript.chat.v1 import chat_pb2
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ STREAM_FAILED = "Stream processing failed on server during LLM interaction."
 _PHASES = {chat_pb2.REPLY_PHASE_THINKING: "thinking", chat_pb2.REPLY_PHASE_RESPONDING: "responding"}
 
 
-def _opt(message, field: str):  # noqa: ANN001, ANN202
+def _opt(message, field: str):
     return getattr(message, field) if message.HasField(field) else None
 
 
@@ -86,7 +87,7 @@ def _sse(payload: dict | None) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(payload, separators=(",", ":"), ensure_ascii=False), sep="\n")
 
 
-async def _relay(call) -> AsyncIterator[ServerSentEvent]:  # noqa: ANN001
+async def _relay(call) -> AsyncIterator[ServerSentEvent]:
     """Relays the rest of the gRPC stream; cancels it when the client goes away (or on any exit)."""
     try:
         while (event := await call.read()) is not grpc.aio.EOF:
@@ -98,7 +99,7 @@ async def _relay(call) -> AsyncIterator[ServerSentEvent]:  # noqa: ANN001
         call.cancel()
 
 
-async def open_reply_stream(call) -> EventSourceResponse:  # noqa: ANN001
+async def open_reply_stream(call) -> EventSourceResponse:
     """Reads the first event (raising the call's gRPC error before any byte is sent), then streams."""
     first = await call.read()
     user_message_id = first.user_message_id if first is not grpc.aio.EOF and first.HasField("user_message_id") else -1

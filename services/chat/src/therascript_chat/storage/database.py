@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
+
 from therascript_common.db import make_engine, migrate
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

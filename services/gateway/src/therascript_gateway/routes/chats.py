@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
 from therascript.chat.v1 import chat_pb2
 from therascript.common.v1 import common_pb2
 
@@ -95,7 +96,7 @@ async def _context_usage(clients: ServiceClients, chat_id: int, session_id: int 
     return usage_json(await clients.chat.GetContextUsage(request))
 
 
-async def _send(clients: ServiceClients, chat_id: int, session_id: int | None, body: MessageBody):  # noqa: ANN202
+async def _send(clients: ServiceClients, chat_id: int, session_id: int | None, body: MessageBody):
     request = chat_pb2.SendMessageRequest(chat_id=chat_id, session_id=session_id, text=body.text)
     return await open_reply_stream(clients.chat.SendMessage(request, timeout=REPLY_DEADLINE_S))
 
@@ -130,7 +131,7 @@ async def session_chat_context_usage(session_id: SessionId, chat_id: ChatId, cli
 
 @router.post("/sessions/{session_id}/chats/{chat_id}/messages",
              summary="Add user message and get AI response (SSE stream)")
-async def send_session_message(session_id: SessionId, chat_id: ChatId, body: MessageBody, clients: Clients):  # noqa: ANN201
+async def send_session_message(session_id: SessionId, chat_id: ChatId, body: MessageBody, clients: Clients):
     return await _send(clients, chat_id, session_id, body)
 
 
@@ -173,7 +174,7 @@ async def standalone_chat_context_usage(chat_id: ChatId, clients: Clients, input
 
 
 @router.post("/chats/{chat_id}/messages", summary="Add message and get AI response (SSE stream)")
-async def send_standalone_message(chat_id: ChatId, body: MessageBody, clients: Clients):  # noqa: ANN201
+async def send_standalone_message(chat_id: ChatId, body: MessageBody, clients: Clients):
     return await _send(clients, chat_id, None, body)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, StringConstraints
+
 from therascript.chat.v1 import chat_pb2
 
 from ..clients import ServiceClients, get_clients
