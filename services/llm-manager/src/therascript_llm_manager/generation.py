@@ -8,9 +8,11 @@ HTTP stream, which makes llama.cpp stop that generation and free its slot at onc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -100,6 +102,18 @@ class Cancellation:
     @property
     def cancelled(self) -> bool:
         return self.event.is_set()
+
+
+def abort_stream(response: httpx.Response) -> None:
+    """Stops a streaming response from another thread at once. `response.close()` alone does not
+    reliably wake a thread blocked reading the socket (it may wait for the read timeout), so the
+    socket is shut down first; llama.cpp then sees the disconnect and stops generating."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
 
 
 @dataclass
@@ -197,7 +211,7 @@ class Generator:
                 cancellation: Cancellation) -> Iterator[Text]:
         timeout = httpx.Timeout(connect=5.0, read=self._idle_timeout_s, write=30.0, pool=30.0)
         with runtime.client.stream("POST", "/v1/chat/completions", json=payload, timeout=timeout) as response:
-            cancellation.on_cancel(response.close)
+            cancellation.on_cancel(lambda: abort_stream(response))
             if response.status_code != 200:
                 _raise_for_runtime_error(response)
             for data in _sse_data(response):
