@@ -109,7 +109,8 @@ def test_concurrent_generations_are_queued_not_refused(llm: Running) -> None:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert results == [8, 8, 8]
+    # every request was served to its end (the model may stop before the cap on its end-of-turn token)
+    assert len(results) == 3 and all(1 <= n <= 8 for n in results), results
 
 
 def test_killed_runtime_is_reported_then_restarted_by_the_next_request(llm: Running) -> None:
