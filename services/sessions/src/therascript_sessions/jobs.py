@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
+from therascript_common.background import Periodic
 from therascript_common.errors import NotFound
 from therascript_common.logging import request_id_var
 
@@ -65,7 +65,6 @@ class TranscriptionJobs:
         self._max_attempts = max_attempts
         self._heartbeat_timeout_s = heartbeat_timeout_s
         self._job_timeout_s = job_timeout_s
-        self._stop = threading.Event()
 
     # --- creation -------------------------------------------------------------------------------
     @staticmethod
@@ -165,20 +164,9 @@ class TranscriptionJobs:
         log.warning("job %s: %s — retrying as attempt %s", job_id, problem, new_attempt)
         self.enqueue(job_id, new_attempt)
 
-    def run_reconciler(self, interval_s: float) -> threading.Thread:
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.reconcile()
-                except Exception:
-                    log.exception("reconciler pass failed")
-
-        thread = threading.Thread(target=loop, name="reconciler", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
+    def run_reconciler(self, interval_s: float) -> Periodic:
+        """Starts `reconcile()` every `interval_s` seconds in the background."""
+        return Periodic("reconciler", interval_s, self.reconcile).start()
 
 
 def _fail(session, job: TranscriptionJobRow, message: str) -> None:

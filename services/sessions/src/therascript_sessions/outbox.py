@@ -14,6 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from therascript_common.background import Periodic
+
 from .clock import now_ms
 from .storage.database import Database
 from .storage.tables import OutboxRow
@@ -44,7 +46,6 @@ class OutboxDispatcher:
         self._handlers = handlers
         self._interval_s = interval_s
         self._lock = threading.Lock()
-        self._stop = threading.Event()
 
     def deliver_pending(self) -> int:
         """Tries every pending entry once, oldest first; returns how many were delivered."""
@@ -73,17 +74,6 @@ class OutboxDispatcher:
                 session.delete(stored)
         return 1
 
-    def run_in_background(self) -> threading.Thread:
-        def loop() -> None:
-            while not self._stop.wait(self._interval_s):
-                try:
-                    self.deliver_pending()
-                except Exception:
-                    log.exception("outbox loop")
-
-        thread = threading.Thread(target=loop, name="outbox", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
+    def run_in_background(self) -> Periodic:
+        """Starts `deliver_pending()` every interval in the background (what failed is retried there)."""
+        return Periodic("outbox", self._interval_s, self.deliver_pending).start()

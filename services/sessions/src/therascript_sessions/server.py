@@ -3,13 +3,14 @@ and outbox loops. No business logic here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from redis import Redis
 
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from therascript_common.background import Periodic
 from therascript_common.grpc_client import sync_channel
 from therascript_common.grpc_server import registration, run
 
@@ -35,13 +36,16 @@ class SessionsApp:
     dispatcher: outbox.OutboxDispatcher
     chat_channel: grpc.Channel
 
+    loops: list[Periodic] = field(default_factory=list)
+
     def start_background(self) -> None:
-        self.jobs.run_reconciler(self.settings.reconcile_interval_s)
-        self.dispatcher.run_in_background()
+        """The reconciler (jobs never stuck) and the outbox delivery (deletes owed elsewhere)."""
+        self.loops = [self.jobs.run_reconciler(self.settings.reconcile_interval_s),
+                      self.dispatcher.run_in_background()]
 
     def stop(self) -> None:
-        self.jobs.stop()
-        self.dispatcher.stop()
+        for loop in self.loops:
+            loop.stop()
         self.chat_channel.close()
         self.db.dispose()
 
