@@ -42,11 +42,11 @@ def require_session(session: Session, session_id: int) -> SessionRow:
     return row
 
 
-def clean_text(field: str, value: str) -> str:
-    """Trimmed, non-empty, at most 200 characters; InvalidArgument otherwise."""
+def clean_text(field: str, value: str, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """Trimmed, non-empty, at most `max_length` characters; InvalidArgument naming `field` otherwise."""
     value = value.strip()
-    if not value or len(value) > MAX_TEXT_LENGTH:
-        raise InvalidArgument(f"{field} must be 1..{MAX_TEXT_LENGTH} characters.", {"field": field})
+    if not value or len(value) > max_length:
+        raise InvalidArgument(f"{field} must be 1..{max_length} characters.", {"field": field})
     return value
 
 

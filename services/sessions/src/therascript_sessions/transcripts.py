@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from therascript_common.errors import InvalidArgument, NotFound
 
-from .sessions import require_session
+from .sessions import clean_text, require_session
 from .storage.database import Database
 from .storage.tables import ParagraphRow, SessionRow
 from .transcription.paragraphs import ParagraphDraft
@@ -55,13 +55,6 @@ def _require_paragraph(session: Session, session_id: int, index: int, missing: t
     return paragraph
 
 
-def _clean_label(label: str, field: str) -> str:
-    label = label.strip()
-    if not label or len(label) > MAX_SPEAKER_LABEL:
-        raise InvalidArgument(f"Speaker labels must be 1..{MAX_SPEAKER_LABEL} characters.", {"field": field})
-    return label
-
-
 class TranscriptService:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -99,7 +92,7 @@ class TranscriptService:
             return paragraphs_of(session, session_id)
 
     def set_paragraph_speaker(self, session_id: int, index: int, speaker: str) -> None:
-        label = _clean_label(speaker, "speaker")
+        label = clean_text("speaker", speaker, MAX_SPEAKER_LABEL)
         with self._db.transaction() as session:
             _require_completed(require_session(session, session_id))
             _require_paragraph(session, session_id, index, InvalidArgument).speaker = label
@@ -110,8 +103,8 @@ class TranscriptService:
         `from` label is not in the transcript or appears twice. Returns the number of pairs applied."""
         pairs = {}
         for i, rename in enumerate(renames):
-            source = _clean_label(rename.source, f"[{i}].from")
-            target = _clean_label(rename.target, f"[{i}].to")
+            source = clean_text(f"[{i}].from", rename.source, MAX_SPEAKER_LABEL)
+            target = clean_text(f"[{i}].to", rename.target, MAX_SPEAKER_LABEL)
             if source in pairs:
                 raise InvalidArgument(f"Speaker '{source}' is renamed twice.", {"field": f"[{i}].from"})
             if source != target:
