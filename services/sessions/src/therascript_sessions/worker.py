@@ -26,6 +26,7 @@ from .transcription.job import WorkerContext, configure
 
 log = logging.getLogger("therascript_sessions.worker")
 REPORT_INTERVAL_S = 10.0
+RQ_SOCKET_TIMEOUT_S = 600.0  # > rq's blocking dequeue (worker_ttl 420 s - 15 s) plus its 10 s margin
 
 
 class ReadinessReporter:
@@ -95,7 +96,10 @@ def main() -> None:
     configure_logging("transcriber", settings.log_level)
     db = Database(settings.database_file_url)
     db.wait_until_migrated()  # the sessions service owns the schema; two migrators would race
-    redis = Redis.from_url(settings.redis_url)
+    # rq blocks on the queue for up to worker_ttl - 15 s and sizes socket_timeout for that, but redis-py 8
+    # remembers the URL's default (5 s) as the "original" timeout and falls back to it, so the worker
+    # quit ("Redis connection timeout") every few seconds when idle. Give it an explicit, longer one.
+    redis = Redis.from_url(settings.redis_url, socket_timeout=RQ_SOCKET_TIMEOUT_S)
     asr_config = asr_config_from(settings)
     configure(WorkerContext(db, settings.uploads_dir, asr_config, settings.heartbeat_interval_s))
     reporter = ReadinessReporter(redis, asr_config, settings.readiness_ttl_s)
