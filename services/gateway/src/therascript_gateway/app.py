@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from .clients import ServiceClients
 from .errors import install_error_handlers
@@ -14,6 +15,7 @@ from .routes import analysis, chats, llm, meta, ops, search, sessions, templates
 from .settings import GatewaySettings
 
 API_VERSION = "1.0.0"
+DOCS_ASSETS_URL = "/api/docs/assets"
 
 
 def create_app(settings: GatewaySettings, clients: ServiceClients | None = None) -> FastAPI:
@@ -26,12 +28,15 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         yield
         await app.state.clients.close()
 
-    app = FastAPI(
+    # Swagger UI's assets are served by the gateway itself (fastapi-offline), not from a CDN: nothing
+    # leaves the deployment, and the docs work on an offline network.
+    app = FastAPIOffline(
         title="Therascript API",
         version=API_VERSION,
         docs_url="/api/docs",
         openapi_url="/api/docs/json",
         redoc_url=None,
+        static_url=DOCS_ASSETS_URL,
         lifespan=lifespan,
     )
     app.state.settings = settings
