@@ -205,3 +205,18 @@ def test_reset_transcription_fails_the_waiting_sessions(client, tone):
     detail = client.get(f"/api/sessions/{sid}").json()
     assert detail["status"] == "failed" and "reset" in detail["errorMessage"]
     assert client.get("/api/jobs/active-count").json()["transcription"] == 0
+
+
+def test_upload_with_the_queue_down_is_503_and_leaves_nothing(tmp_path, tone):
+    """Redis unreachable at enqueue time: the session row and the stored file are removed again."""
+    from servers import free_port
+
+    running = start_sessions(tmp_path / "sessions", f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        settings = GatewaySettings(sessions_target=running.target, chat_target="127.0.0.1:1", grpc_timeout_s=30)
+        with TestClient(create_app(settings)) as isolated:
+            _assert_error(_upload(isolated, tone), 503)
+            assert isolated.get("/api/sessions").json() == []
+        assert _uploads(running) == []
+    finally:
+        running.stop()
