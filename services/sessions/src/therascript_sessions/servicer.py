@@ -50,6 +50,7 @@ def job_message(row: TranscriptionJobRow) -> pb.TranscriptionStatus:
     return pb.TranscriptionStatus(
         job_id=row.id, status=_JOB_STATUS[row.status], progress=row.progress, error=row.error,
         duration_s=row.duration_s, message=row.message, stage_seconds=row.stage_seconds or {}, device=row.device or "",
+        attempt=row.attempt,
     )
 
 

@@ -215,7 +215,7 @@ async def transcription_status(
     clients: ServiceClients = Depends(get_clients),
 ) -> dict:
     """`{job_id, status, progress (0..100), error, duration (s), message}` as the original, plus
-    `stageSeconds` (wall time per stage, s) and `device`."""
+    `stageSeconds` (wall time per stage, s), `device` and `attempt` (1, or more after retries)."""
     s = await clients.sessions.GetTranscriptionStatus(pb.TranscriptionJobRef(job_id=job_id))
     return {
         "job_id": s.job_id,
@@ -226,6 +226,7 @@ async def transcription_status(
         "message": s.message if s.HasField("message") else None,
         "stageSeconds": dict(s.stage_seconds),
         "device": s.device or None,
+        "attempt": s.attempt,
     }
 
 
