@@ -3,6 +3,8 @@ analysis issue builds them; the server already answers grpc.health.v1."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from therascript.analysis.v1 import analysis_pb2, analysis_pb2_grpc
@@ -13,7 +15,7 @@ from therascript_common.settings import ServiceSettings
 class AnalysisSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYSIS_", extra="ignore")
     grpc_port: int = 50053
-    data_dir: str = "var/analysis"
+    data_dir: Path = Path("var/analysis")
 
 
 def main() -> None:

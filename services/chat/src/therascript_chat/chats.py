@@ -122,4 +122,4 @@ def delete_session_chats(db: sessionmaker[Session], session_id: int) -> int:
     """Deletes every chat of a session (and their messages); returns how many. Idempotent."""
     with db.begin() as tx:
         result = tx.execute(delete(ChatRow).where(ChatRow.session_id == session_id))
-    return result.rowcount or 0
+    return getattr(result, "rowcount", 0) or 0  # a DML result (CursorResult) has rowcount

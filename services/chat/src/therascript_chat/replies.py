@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import grpc
 
 from therascript.chat.v1 import chat_pb2
+from therascript.llm.v1 import llm_pb2
 
 from . import chats, messages
 from .context_usage import ModelWindow, model_window, usage_from_counts
@@ -56,7 +57,7 @@ class _Reply:
 
     text: str = ""
     thinking: str = ""
-    usage: object | None = None        # llm_pb2.Usage once the stream finished normally
+    usage: llm_pb2.Usage | None = None  # once the stream finished normally
     cancelled: bool = False
     failed: bool = False
     started: float = 0.0               # time.monotonic() when Generate was called
@@ -163,7 +164,11 @@ def stream_reply(deps: ChatDeps, chat_id: int, session_id: int | None, text: str
     reply = _Reply(started=time.monotonic())
     call = deps.llm.generate(build_prompt(prepared.convo, prepared.question, prepared.plan),
                              _max_tokens(deps, prepared), prepared.convo.purpose)
-    on_end(lambda: (ended.set(), call.cancel()))
+    def stop() -> None:
+        ended.set()
+        call.cancel()
+
+    on_end(stop)
     try:
         yield from _relay(call, reply)
     except grpc.RpcError as error:

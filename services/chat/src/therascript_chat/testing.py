@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -17,6 +19,9 @@ from therascript_common.grpc_server import build_server
 from .deps import ChatDeps
 from .server import build_deps, registrations
 from .settings import ChatSettings
+
+if TYPE_CHECKING:  # test-only dependency, imported where used
+    from therascript_sessions.testing import RunningSessions
 
 
 @dataclass
@@ -34,7 +39,7 @@ class RunningChatService:
 
 
 def start_chat_service(data_dir: Path, sessions_target: str = "127.0.0.1:1", llm_target: str = "127.0.0.1:1",
-                       database_url: str | None = None, **overrides: object) -> RunningChatService:
+                       database_url: str | None = None, **overrides: Any) -> RunningChatService:
     """A chat server on a free loopback port with its database in `data_dir` (or at `database_url`).
     `overrides` are further ChatSettings fields (e.g. max_reply_tokens=64)."""
     settings = ChatSettings(data_dir=data_dir, sessions_target=sessions_target, llm_target=llm_target,
@@ -52,9 +57,9 @@ class ChatStack:
     `seed_session(paragraphs)` stores a completed session [(speaker, text)] and returns its id."""
 
     llm_target: str
-    sessions: object            # therascript_sessions.testing.RunningSessions
+    sessions: RunningSessions
     chat: RunningChatService
-    _stop_llm: object
+    _stop_llm: Callable[[], None]
 
     def seed_session(self, paragraphs: list[tuple[str | None, str]]) -> int:
         from therascript_sessions.testing import seed_completed_session  # test-only dependency

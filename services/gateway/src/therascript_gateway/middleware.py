@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from therascript_common.logging import request_id_var
 
@@ -35,7 +35,7 @@ class RequestContextMiddleware:
         request_id = supplied if supplied.isascii() and 0 < len(supplied) <= 64 else uuid.uuid4().hex
         token = request_id_var.set(request_id)
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)

@@ -111,7 +111,7 @@ def _validated_form(fields: dict[str, ValueTarget], file_target: _StreamTarget) 
         raise ApiError(400, "Audio file is missing or invalid.", {"field": "audioFile"})
     present = {name: _text(t) for name, t in fields.items() if t.value}
     try:
-        return UploadForm(**present)
+        return UploadForm.model_validate(present)
     except ValidationError as error:
         details = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]
         raise ApiError(400, "Request validation failed.", details, kind="ValidationError") from None

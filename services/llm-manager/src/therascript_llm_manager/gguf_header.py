@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import gguf
 
@@ -56,7 +56,7 @@ class GgufHeader:
                 return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_")
             except ValueError:
                 pass
-        return max(self.tensor_types, key=self.tensor_types.get, default="unknown")
+        return max(self.tensor_types, key=lambda name: self.tensor_types[name], default="unknown")
 
     @property
     def parameter_size(self) -> str:
@@ -70,7 +70,7 @@ class GgufHeader:
         return str(self.parameter_count)
 
 
-def _read(stream: BinaryIO, fmt: str) -> object:
+def _read(stream: BinaryIO, fmt: str) -> Any:
     size = struct.calcsize(fmt)
     data = stream.read(size)
     if len(data) != size:

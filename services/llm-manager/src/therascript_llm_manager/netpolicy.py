@@ -24,7 +24,7 @@ def resolve_host(host: str) -> list[str]:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise InvalidArgument(f"Cannot resolve host '{host}'.") from error
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})
 
 
 def _internal(address: str) -> bool:

@@ -74,7 +74,11 @@ def _serve_llama_server(spec: dict) -> None:
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(url, process, spec["load_timeout_s"])
     print("LISTENING", url, flush=True)
-    threading.Thread(target=lambda: (sys.stdin.read(), process.terminate()), daemon=True).start()
+    def stop_when_parent_closes_stdin() -> None:
+        sys.stdin.read()
+        process.terminate()
+
+    threading.Thread(target=stop_when_parent_closes_stdin, daemon=True).start()
     sys.exit(process.wait())
 
 

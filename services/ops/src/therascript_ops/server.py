@@ -3,6 +3,8 @@ ops issue builds them; the server already answers grpc.health.v1."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from therascript.ops.v1 import ops_pb2, ops_pb2_grpc
@@ -13,7 +15,7 @@ from therascript_common.settings import ServiceSettings
 class OpsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="OPS_", extra="ignore")
     grpc_port: int = 50055
-    data_dir: str = "var/ops"
+    data_dir: Path = Path("var/ops")
 
 
 def main() -> None:

@@ -159,7 +159,9 @@ class TranscriptionJobs:
             job.attempt += 1
             job.status, job.progress, job.message = "queued", 0.0, f"Retrying: {problem}"
             job.heartbeat_at, job.updated_at_ms = None, now_ms()
-            session.get(SessionRow, job.session_id).status = "queued"
+            session_row = session.get(SessionRow, job.session_id)
+            if session_row is not None:  # a session deleted meanwhile takes its job with it
+                session_row.status = "queued"
             new_attempt = job.attempt
         log.warning("job %s: %s — retrying as attempt %s", job_id, problem, new_attempt)
         self.enqueue(job_id, new_attempt)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from therascript_common.grpc_server import build_server, registration
 
@@ -26,9 +28,10 @@ from .transcripts import estimate_tokens, replace_paragraphs
 class RunningSessions:
     target: str            # "127.0.0.1:<port>"
     app: SessionsApp
+    server: grpc.Server
 
     def stop(self) -> None:
-        self._server.stop(0)
+        self.server.stop(0)
         self.app.stop()
 
 
@@ -42,9 +45,7 @@ def start_sessions(data_dir: Path, redis_url: str, chat_target: str = "127.0.0.1
         [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", app.servicer)], "127.0.0.1:0"
     )
     server.start()
-    running = RunningSessions(f"127.0.0.1:{port}", app)
-    running._server = server
-    return running
+    return RunningSessions(f"127.0.0.1:{port}", app, server)
 
 
 def seed_completed_session(app: SessionsApp, paragraphs: list[tuple[str | None, str]], client_name: str = "Client A",

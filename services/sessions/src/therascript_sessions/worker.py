@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import asdict, dataclass, replace
 
 from redis import Redis
 from rq import Queue, SimpleWorker
@@ -29,6 +30,17 @@ REPORT_INTERVAL_S = 10.0
 RQ_SOCKET_TIMEOUT_S = 600.0  # > rq's blocking dequeue (worker_ttl 420 s - 15 s) plus its 10 s margin
 
 
+@dataclass
+class ReadinessState:
+    """What a transcriber reports (JSON in Redis; read by jobs.TranscriptionJobs.readiness)."""
+
+    asr_ready: bool = False
+    diarization_ready: bool = False
+    prefetch_in_progress: bool = False
+    error: str | None = None
+    device: str | None = None
+
+
 class ReadinessReporter:
     """Loads the models once (ASR now, diarization now or on a prefetch request) and publishes readiness."""
 
@@ -36,21 +48,20 @@ class ReadinessReporter:
         self._redis = redis
         self._asr_config = asr_config
         self._ttl_s = ttl_s
-        self.state = {"asr_ready": False, "diarization_ready": False, "prefetch_in_progress": False,
-                      "error": None, "device": None}
+        self.state = ReadinessState()
 
     def prepare(self) -> None:
         try:
             asr.load_model(self._asr_config)
-            self.state["asr_ready"] = True
-            self.state["device"] = asr.resolve_device(self._asr_config.device)
+            self.state.asr_ready = True
+            self.state.device = asr.resolve_device(self._asr_config.device)
         except Exception as error:
-            self.state["error"] = f"ASR model failed to load: {error}"
+            self.state.error = f"ASR model failed to load: {error}"
             log.exception("ASR model failed to load")
         self._prepare_diarization()
 
     def _prepare_diarization(self) -> None:
-        self.state["prefetch_in_progress"] = True
+        self.state.prefetch_in_progress = True
         self.publish()
         try:
             from .transcription import diarization
@@ -58,24 +69,24 @@ class ReadinessReporter:
             ready, reason = diarization.is_available()
             if ready:
                 diarization.warm_up(self._asr_config.device)  # loads the encoder and compiles numba once
-            self.state["diarization_ready"] = ready
+            self.state.diarization_ready = ready
             if reason:
-                self.state["error"] = reason
+                self.state.error = reason
         except Exception as error:
-            self.state["error"] = f"Diarization model failed to load: {error}"
+            self.state.error = f"Diarization model failed to load: {error}"
             log.exception("diarization model failed to load")
         finally:
-            self.state["prefetch_in_progress"] = False
+            self.state.prefetch_in_progress = False
             self.publish()
 
     def publish(self) -> None:
-        self._redis.set(READINESS_KEY, json.dumps(self.state), ex=self._ttl_s)
+        self._redis.set(READINESS_KEY, json.dumps(asdict(self.state)), ex=self._ttl_s)
 
     def run_in_background(self) -> None:
         def loop() -> None:
             while True:
                 try:
-                    if self._redis.getdel(PREFETCH_KEY) and not self.state["diarization_ready"]:
+                    if self._redis.getdel(PREFETCH_KEY) and not self.state.diarization_ready:
                         self._prepare_diarization()
                     self.publish()
                 except Exception:
@@ -86,9 +97,10 @@ class ReadinessReporter:
 
 
 def asr_config_from(settings: SessionsSettings) -> asr.AsrConfig:
-    base = {"device": settings.whisper_device, "compute_type": settings.whisper_compute_type,
-            "cpu_threads": settings.whisper_cpu_threads}
-    return asr.AsrConfig(model=settings.whisper_model, **base) if settings.whisper_model else asr.AsrConfig(**base)
+    """The ASR configuration from settings; the packaged tiny.en model unless SESSIONS_WHISPER_MODEL is set."""
+    config = asr.AsrConfig(device=settings.whisper_device, compute_type=settings.whisper_compute_type,
+                           cpu_threads=settings.whisper_cpu_threads)
+    return replace(config, model=settings.whisper_model) if settings.whisper_model else config
 
 
 def main() -> None:
@@ -105,7 +117,7 @@ def main() -> None:
     reporter = ReadinessReporter(redis, asr_config, settings.readiness_ttl_s)
     reporter.prepare()
     reporter.run_in_background()
-    log.info("transcriber ready (device %s); waiting for jobs", reporter.state["device"])
+    log.info("transcriber ready (device %s); waiting for jobs", reporter.state.device)
     work_until_stopped(settings, redis)
 
 
