@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 import httpx
 import uvicorn
+from streams import Run, llama_client, timed, via_generate, via_llama
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT, system_prompt
@@ -35,11 +36,6 @@ from therascript_llm_manager.testing import start_llm_manager_with_parts
 
 QUESTION = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
 
-Run = tuple[float, float, int]  # tokens/s, TTFT seconds, completion tokens
-
-
-def _timed(start: float, first: float | None, last: float | None, tokens: int) -> Run:
-    return tokens / (last - start), first - start, tokens
 
 
 def via_gateway(api: httpx.Client) -> Run:
@@ -61,44 +57,21 @@ def via_gateway(api: httpx.Client) -> Run:
                     first = first or last
                 elif "done" in event:
                     tokens = event["completionTokens"]
-    return _timed(start, first, last, tokens)
+    return timed(start, first, last, tokens)
 
 
-def via_generate(stub: llm_pb2_grpc.LlmManagerServiceStub, messages: list[dict], max_tokens: int) -> Run:
+def generate_on(stub: llm_pb2_grpc.LlmManagerServiceStub, messages: list[dict], max_tokens: int) -> Run:
     """llm-manager's Generate (one gRPC hop above llama.cpp)."""
     roles = {"system": llm_pb2.ROLE_SYSTEM, "user": llm_pb2.ROLE_USER}
-    request = llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role=roles[m["role"]], content=m["content"])
-                                                for m in messages], max_tokens=max_tokens)
-    start = time.perf_counter()
-    first = last = None
-    tokens = 0
-    for chunk in stub.Generate(request, timeout=300):
-        if chunk.HasField("content"):
-            last = time.perf_counter()
-            first = first or last
-        elif chunk.HasField("usage"):
-            tokens = chunk.usage.completion_tokens
-    return _timed(start, first, last, tokens)
+    return via_generate(stub, llm_pb2.GenerateRequest(
+        messages=[llm_pb2.ChatMessage(role=roles[m["role"]], content=m["content"]) for m in messages],
+        max_tokens=max_tokens))
 
 
-def via_llama(client: httpx.Client, messages: list[dict], max_tokens: int) -> Run:
-    """llama.cpp's own streaming HTTP API (/v1/chat/completions), same sampling settings."""
-    payload = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_p": 0.9,
-               "repeat_penalty": 1.1, "stream": True, "stream_options": {"include_usage": True}}
-    start = time.perf_counter()
-    first = last = None
-    tokens = 0
-    with client.stream("POST", "/v1/chat/completions", json=payload, timeout=300) as response:
-        for line in response.iter_lines():
-            if not line.startswith("data:") or line.endswith("[DONE]"):
-                continue
-            chunk = json.loads(line[5:])
-            if any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
-                last = time.perf_counter()
-                first = first or last
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return _timed(start, first, last, tokens)
+def llama_on(client: httpx.Client, messages: list[dict], max_tokens: int) -> Run:
+    """llama.cpp's own streaming HTTP API, same sampling settings."""
+    return via_llama(client, {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "top_p": 0.9,
+                              "repeat_penalty": 1.1})
 
 
 def serve_gateway(settings: GatewaySettings) -> tuple[str, Callable[[], None]]:
@@ -134,10 +107,10 @@ def main() -> None:
         messages = [{"role": "system", "content": system_prompt(chat.deps.db, STANDALONE_SYSTEM_PROMPT)},
                     {"role": "user", "content": QUESTION}]
         base_url, stop_gateway = serve_gateway(GatewaySettings(chat_target=chat.target, llm_target=llm_target))
-        llama = httpx.Client(base_url=manager.models.loaded_runtime().base_url)
+        llama = llama_client(manager.models.loaded_runtime().base_url)
         api = httpx.Client(base_url=base_url, timeout=300)
-        paths = {"llama.cpp HTTP stream": lambda: via_llama(llama, messages, args.max_tokens),
-                 "llm-manager Generate": lambda: via_generate(stub, messages, args.max_tokens),
+        paths = {"llama.cpp HTTP stream": lambda: llama_on(llama, messages, args.max_tokens),
+                 "llm-manager Generate": lambda: generate_on(stub, messages, args.max_tokens),
                  "gateway SSE (2 more hops)": lambda: via_gateway(api)}
         runs: dict[str, list[Run]] = {name: [] for name in paths}
         for measure in paths.values():

@@ -9,14 +9,12 @@ tokens/s = completion tokens / (last token time - request start); TTFT = first t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import grpc
-import httpx
+from streams import Run, llama_client, via_generate, via_llama
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_llm_manager.testing import start_llm_manager_with_parts
@@ -24,41 +22,15 @@ from therascript_llm_manager.testing import start_llm_manager_with_parts
 PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
 
 
-def via_grpc(stub: llm_pb2_grpc.LlmManagerServiceStub, max_tokens: int) -> tuple[float, float, int]:
-    """(tokens/s, TTFT s, completion tokens) through Generate."""
-    request = llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=PROMPT)],
-                                      max_tokens=max_tokens, temperature=0.0, seed=42)
-    start = time.perf_counter()
-    first = last = None
-    tokens = 0
-    for chunk in stub.Generate(request, timeout=300):
-        if chunk.HasField("content"):
-            last = time.perf_counter()
-            first = first or last
-        elif chunk.HasField("usage"):
-            tokens = chunk.usage.completion_tokens
-    return tokens / (last - start), first - start, tokens
+def generate_request(max_tokens: int) -> llm_pb2.GenerateRequest:
+    return llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=PROMPT)],
+                                   max_tokens=max_tokens, temperature=0.0, seed=42)
 
 
-def via_http(base_url: str, max_tokens: int) -> tuple[float, float, int]:
-    """(tokens/s, TTFT s, completion tokens) straight from the runtime's streaming HTTP API."""
-    payload = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens, "temperature": 0.0,
-               "seed": 42, "top_p": 0.9, "repeat_penalty": 1.1, "stream": True,
-               "stream_options": {"include_usage": True}}
-    start = time.perf_counter()
-    first = last = None
-    tokens = 0
-    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=payload, timeout=300) as response:
-        for line in response.iter_lines():
-            if not line.startswith("data:") or line.endswith("[DONE]"):
-                continue
-            chunk = json.loads(line[5:])
-            if any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
-                last = time.perf_counter()
-                first = first or last
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return tokens / (last - start), first - start, tokens
+def llama_payload(max_tokens: int) -> dict:
+    """The same request as generate_request, in llama.cpp's OpenAI-compatible form (llm-manager's defaults)."""
+    return {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens, "temperature": 0.0,
+            "seed": 42, "top_p": 0.9, "repeat_penalty": 1.1}
 
 
 def main() -> None:
@@ -69,14 +41,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         target, stop, manager = start_llm_manager_with_parts(Path(tmp))
         stub = llm_pb2_grpc.LlmManagerServiceStub(grpc.insecure_channel(target))
-        http = manager.models.loaded_runtime().base_url
-        via_grpc(stub, 16), via_http(http, 16)  # warm-up both paths
-        grpc_runs, http_runs = [], []
+        http = llama_client(manager.models.loaded_runtime().base_url)
+        via_generate(stub, generate_request(16)), via_llama(http, llama_payload(16))  # warm-up both paths
+        grpc_runs: list[Run] = []
+        http_runs: list[Run] = []
         for run in range(args.runs):  # interleaved, order alternating, so load drift hits both alike
-            pair = [lambda: http_runs.append(via_http(http, args.max_tokens)),
-                    lambda: grpc_runs.append(via_grpc(stub, args.max_tokens))]
+            pair = [lambda: http_runs.append(via_llama(http, llama_payload(args.max_tokens))),
+                    lambda: grpc_runs.append(via_generate(stub, generate_request(args.max_tokens)))]
             for measure in pair if run % 2 == 0 else reversed(pair):
                 measure()
+        http.close()
         stop()
     report(grpc_runs, http_runs, args)
 
