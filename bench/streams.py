@@ -57,6 +57,7 @@ def via_llama(client: httpx.Client, payload: dict) -> Run:
 
 
 def llama_client(base_url: str) -> httpx.Client:
-    """A kept-alive client for llama.cpp's HTTP API, like llm-manager's own: idle connections are dropped
-    after 2 s, before llama.cpp closes them (else a reused connection fails: "Server disconnected")."""
-    return httpx.Client(base_url=base_url, limits=httpx.Limits(keepalive_expiry=2.0))
+    """A client for llama.cpp's HTTP API that opens a fresh loopback connection per request: llama.cpp may
+    close a kept-alive connection between streams ("Server disconnected without sending a response"), and
+    a loopback connect costs far less than a millisecond, unlike a new client per request (tens of ms)."""
+    return httpx.Client(base_url=base_url, limits=httpx.Limits(max_keepalive_connections=0))
