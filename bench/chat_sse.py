@@ -3,8 +3,9 @@ chat → llm-manager → llama.cpp) against llama.cpp's own HTTP stream on the s
 interleaved; llm-manager's Generate (gRPC) is measured too, to split the added latency by hop.
 
 Usage: .venv/bin/python bench/chat_sse.py [--runs 7] [--max-tokens 128]
-Starts real servers in a temp folder: llm-manager (packaged SmolLM2 GGUF, temperature 0 so every path
-generates the same tokens), the chat service (SQLite), and the gateway (uvicorn on a loopback port).
+Starts real servers in a temp folder: llm-manager in this process (packaged SmolLM2 GGUF, temperature 0 so
+every path generates the same tokens; the direct and Generate paths are timed from here), and the chat service
+(SQLite) and the gateway as their own processes, as deployed.
 Each gateway run uses a fresh standalone chat, so the prompt is identical every time: the chat's system
 prompt (system_standalone_prompt) + the question; the direct paths send exactly those two messages.
 tokens/s = completion tokens / (last token − request start); TTFT = first token − request start.
@@ -13,25 +14,28 @@ tokens/s = completion tokens / (last token − request start); TTFT = first toke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import socket
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import httpx
-import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from grpc_process import grpc_service_process
+from servers import free_port, wait_for_port
 from streams import Run, llama_client, timed, via_generate, via_llama
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
-from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT, system_prompt
-from therascript_chat.testing import start_chat_service
-from therascript_gateway.app import create_app
-from therascript_gateway.settings import GatewaySettings
+from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT
 from therascript_llm_manager.testing import start_llm_manager_with_parts
 
 QUESTION = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
@@ -74,22 +78,21 @@ def llama_on(client: httpx.Client, messages: list[dict], max_tokens: int) -> Run
                               "repeat_penalty": 1.1})
 
 
-def serve_gateway(settings: GatewaySettings) -> tuple[str, Callable[[], None]]:
-    """The real gateway under uvicorn in a thread; returns its base URL and a stop function."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    return f"http://127.0.0.1:{port}", stop
+@contextlib.contextmanager
+def gateway_process(chat_target: str, llm_target: str) -> Iterator[str]:
+    """The real gateway (`therascript-gateway`) as its own process on a free port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "THERASCRIPT_PORT": str(port), "THERASCRIPT_CHAT_TARGET": chat_target,
+           "THERASCRIPT_LLM_TARGET": llm_target}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "therascript-gateway")], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port)
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
 
 
 def main() -> None:
@@ -97,18 +100,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=128)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         llm_target, stop_llm, manager = start_llm_manager_with_parts(Path(tmp) / "llm")
         stub = llm_pb2_grpc.LlmManagerServiceStub(grpc.insecure_channel(llm_target))
         model = stub.GetStatus(llm_pb2.GetStatusRequest()).active_model
         stub.SetModel(llm_pb2.SetModelRequest(model_name=model, temperature=0.0, top_p=0.9, repeat_penalty=1.1),
                       timeout=300)
-        chat = start_chat_service(Path(tmp) / "chat", llm_target=llm_target, max_reply_tokens=args.max_tokens)
-        messages = [{"role": "system", "content": system_prompt(chat.deps.db, STANDALONE_SYSTEM_PROMPT)},
-                    {"role": "user", "content": QUESTION}]
-        base_url, stop_gateway = serve_gateway(GatewaySettings(chat_target=chat.target, llm_target=llm_target))
-        llama = llama_client(manager.models.loaded_runtime().base_url)
+        # chat and the gateway run as their own processes (as deployed), not in this one: sharing this
+        # process's GIL with the client and llm-manager would charge them for work they do not do.
+        chat_env = {"CHAT_LLM_TARGET": llm_target, "CHAT_MAX_REPLY_TOKENS": str(args.max_tokens)}
+        chat = stack.enter_context(grpc_service_process("therascript-chat", "CHAT_", Path(tmp) / "chat", chat_env))
+        base_url = stack.enter_context(gateway_process(chat[0], llm_target))
         api = httpx.Client(base_url=base_url, timeout=300)
+        templates = {t["title"]: t["text"] for t in api.get("/api/templates").json()}
+        messages = [{"role": "system", "content": templates[STANDALONE_SYSTEM_PROMPT]},
+                    {"role": "user", "content": QUESTION}]
+        llama = llama_client(manager.models.loaded_runtime().base_url)
         paths = {"llama.cpp HTTP stream": lambda: llama_on(llama, messages, args.max_tokens),
                  "llm-manager Generate": lambda: generate_on(stub, messages, args.max_tokens),
                  "gateway SSE (2 more hops)": lambda: via_gateway(api)}
@@ -120,7 +127,8 @@ def main() -> None:
             for name in names:
                 runs[name].append(paths[name]())
         api.close(), llama.close()
-        stop_gateway(), chat.stop(), stop_llm()
+        stack.close()
+        stop_llm()
     report(runs, args)
 
 

@@ -18,11 +18,13 @@ from servers import free_port
 
 
 @contextmanager
-def grpc_service_process(script: str, env_prefix: str, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Runs `<venv>/bin/<script>` with `<PREFIX>GRPC_PORT` and `<PREFIX>DATA_DIR` set; yields (target, process)
-    once grpc.health.v1 answers SERVING (TimeoutError after 30 s); SIGTERM at the end."""
+def grpc_service_process(script: str, env_prefix: str, data_dir: Path,
+                         extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Runs `<venv>/bin/<script>` with `<PREFIX>GRPC_PORT`, `<PREFIX>DATA_DIR` and `extra_env` set; yields
+    (target, process) once grpc.health.v1 answers SERVING (TimeoutError after 30 s); SIGTERM at the end."""
     port = free_port()
-    env = {**os.environ, f"{env_prefix}GRPC_PORT": str(port), f"{env_prefix}DATA_DIR": str(data_dir)}
+    env = {**os.environ, f"{env_prefix}GRPC_PORT": str(port), f"{env_prefix}DATA_DIR": str(data_dir),
+           **(extra_env or {})}
     process = subprocess.Popen([str(Path(sys.executable).parent / script)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     target = f"127.0.0.1:{port}"
