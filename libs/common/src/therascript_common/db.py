@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 
 def make_engine(url: str) -> Engine:
@@ -26,9 +31,47 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(url: str, migrations_dir: Path) -> None:
-    """Upgrades the database at `url` to the newest revision in `migrations_dir` (an Alembic script folder)."""
+def _alembic_config(migrations_dir: Path, url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, migrations_dir: Path) -> None:
+    """Upgrades the database at `url` to the newest revision in `migrations_dir` (an Alembic script folder)."""
+    command.upgrade(_alembic_config(migrations_dir, url), "head")
+
+
+def run_alembic_env(target_metadata: MetaData | None = None) -> None:
+    """The body of every service's `migrations/env.py`: runs the migrations online against the URL that
+    `migrate` put in the Alembic config, with batch mode (SQLite ALTERs) and no pooled connection left behind."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url") or ""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+def wait_until_migrated(engine: Engine, migrations_dir: Path, timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
+    """Blocks until the database behind `engine` is at the newest revision in `migrations_dir` (for a process
+    that shares a database another one migrates); TimeoutError after `timeout_s` seconds."""
+    head = ScriptDirectory.from_config(_alembic_config(migrations_dir)).get_current_head()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with engine.connect() as connection:
+                if MigrationContext.configure(connection).get_current_revision() == head:
+                    return
+        except OperationalError:
+            pass  # the database file or server is not there yet
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the database is not at revision {head} after {timeout_s} s")
+        time.sleep(poll_s)

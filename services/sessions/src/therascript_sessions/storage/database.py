@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from therascript_common.db import make_engine, migrate
+from therascript_common.db import make_engine, migrate, wait_until_migrated
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,22 +26,9 @@ class Database:
         migrate(self.url, MIGRATIONS_DIR)
 
     def wait_until_migrated(self, timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
-        """Blocks until the schema is at the newest revision (the sessions service migrates it);
+        """Blocks until the sessions service has migrated the schema (the transcriber shares the database);
         TimeoutError after `timeout_s` seconds."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        head = ScriptDirectory.from_config(config).get_current_head()
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with self.engine.connect() as connection:
-                    if MigrationContext.configure(connection).get_current_revision() == head:
-                        return
-            except OperationalError:
-                pass  # the database file or server is not there yet
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the sessions database is not at revision {head} after {timeout_s} s")
-            time.sleep(poll_s)
+        wait_until_migrated(self.engine, MIGRATIONS_DIR, timeout_s, poll_s)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
