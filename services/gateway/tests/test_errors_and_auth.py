@@ -46,6 +46,11 @@ def test_unbuilt_endpoints_are_501_with_the_error_body(client, path):
     assert response.json()["error"] == "NotImplementedError" and response.json()["message"]
 
 
+def test_unbuilt_admin_streams_are_501(client):
+    assert client.get("/api/admin/export-data").status_code == 501
+    assert client.post("/api/admin/import-data").status_code == 501
+
+
 def test_a_down_service_is_503_not_500(client):
     response = client.get("/api/sessions")
     assert response.status_code == 503 and response.json()["error"] == "ServiceUnavailableError"

@@ -4,8 +4,11 @@ UNIMPLEMENTED for what is not built yet → 501."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import grpc
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
 
 from therascript.ops.v1 import ops_pb2 as pb
 
@@ -47,15 +50,31 @@ async def reset_all(clients: ServiceClients = Depends(get_clients)) -> dict:
 
 
 @router.get("/admin/export-data", summary="Export all data as a tar archive")
-async def export_data(clients: ServiceClients = Depends(get_clients)) -> dict:
-    await clients.ops.GetUsageStats(pb.Empty())  # placeholder until ExportData streams (ops issue)
-    return {}
+async def export_data(clients: ServiceClients = Depends(get_clients)) -> StreamingResponse:
+    """Streams OpsService.ExportData as `application/x-tar`. The first chunk is read before answering, so an
+    error (UNIMPLEMENTED until the ops issue → 501) comes back as a status, not a broken download."""
+    call = clients.ops.ExportData(pb.Empty(), timeout=3600)
+    first = await call.read()
+
+    async def body():
+        if first is not grpc.aio.EOF:
+            yield first.data
+        async for chunk in call:
+            yield chunk.data
+
+    filename = f"therascript-backup-{datetime.now(UTC).date().isoformat()}.tar"
+    return StreamingResponse(body(), media_type="application/x-tar",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.post("/admin/import-data", summary="Import data from a tar archive")
 async def import_data(clients: ServiceClients = Depends(get_clients)) -> dict:
-    await clients.ops.GetUsageStats(pb.Empty())  # placeholder until ImportData (ops issue)
-    return {}
+    """OpsService.ImportData (a client stream of the archive; the ops issue builds the multipart side).
+    Until then the RPC answers UNIMPLEMENTED → 501."""
+    call = clients.ops.ImportData(timeout=3600)
+    await call.done_writing()
+    reply = await call
+    return {"message": reply.message}
 
 
 @router.get("/usage/history", summary="Usage by week")
