@@ -117,3 +117,17 @@ def test_system_templates_are_seeded_once_and_user_edits_survive_restart(db) -> 
     assert {t.id for t in templates.list_templates(db)} == {t.id for t in titles.values()}
     templates.delete_template(db, edited.id)
     assert templates.system_prompt(db, "system_prompt") == templates.SYSTEM_TEMPLATES["system_prompt"]
+
+
+def test_ids_are_never_reused_after_the_newest_row_is_deleted(db) -> None:
+    """Issue 7 item 1: SQLite without AUTOINCREMENT gave a deleted newest chat's id to the next chat, so a
+    client (or a delayed clean-up) naming the old id reached the new chat. Runs on SQLite and PostgreSQL."""
+    first = chats.create_chat(db, 1)
+    message = messages.record_message(db, NewMessage(first.id, "user", "A's message"))
+    chats.delete_chat(db, first.id, 1)
+    second = chats.create_chat(db, 1)
+    assert second.id > first.id
+    assert messages.record_message(db, NewMessage(second.id, "user", "B's message")).id > message.id
+    template = templates.create_template(db, "T", "text")
+    templates.delete_template(db, template.id)
+    assert templates.create_template(db, "T", "text").id > template.id

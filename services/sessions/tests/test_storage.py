@@ -117,3 +117,24 @@ def test_waiting_for_an_unmigrated_schema_times_out(tmp_path):
     fresh = Database(f"sqlite:///{tmp_path / 'empty.sqlite'}")
     with pytest.raises(TimeoutError):
         fresh.wait_until_migrated(timeout_s=0.5, poll_s=0.1)
+
+
+def test_ids_are_never_reused_after_the_newest_row_is_deleted(db):
+    """Issue 7 item 1: SQLite without AUTOINCREMENT gave the deleted newest session's id to the next upload,
+    so work another service still owed the old session landed on the new one. SQLite and PostgreSQL."""
+    first = _session(db, paragraphs=[("A", "client A")])
+    with db.transaction() as session:
+        paragraph_id = session.scalars(select(ParagraphRow.id).where(ParagraphRow.session_id == first)).one()
+        outbox.record(session, "test.kind", {"n": 1})
+    with db.transaction() as session:
+        outbox_id = session.scalars(select(OutboxRow.id)).one()
+    with db.transaction() as session:
+        session.delete(session.get(SessionRow, first))
+        session.delete(session.get(OutboxRow, outbox_id))
+    second = _session(db, paragraphs=[("B", "client B")])
+    assert second > first
+    with db.transaction() as session:
+        assert session.scalars(select(ParagraphRow.id).where(ParagraphRow.session_id == second)).one() > paragraph_id
+        outbox.record(session, "test.kind", {"n": 2})
+    with db.transaction() as session:
+        assert session.scalars(select(OutboxRow.id)).one() > outbox_id

@@ -17,6 +17,7 @@ class ChatRow(Base):
     which calls DeleteSessionChats when a session goes."""
 
     __tablename__ = "chats"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids are never reused (migration 0002)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -29,6 +30,7 @@ class MessageRow(Base):
     """One chat message. `text` is the answer only; `thinking` the model's reasoning, if any."""
 
     __tablename__ = "messages"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids are never reused (migration 0002)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
@@ -47,6 +49,7 @@ class TemplateRow(Base):
     """A message template; titles starting `system_` are the system prompts (original §1.13)."""
 
     __tablename__ = "templates"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids are never reused (migration 0002)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     title: Mapped[str] = mapped_column(String(200), unique=True)

@@ -13,6 +13,7 @@ class Base(DeclarativeBase):
 
 class SessionRow(Base):
     __tablename__ = "sessions"
+    __table_args__ = {"sqlite_autoincrement": True}   # ids are never reused (migration 0002)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     file_name: Mapped[str] = mapped_column(String(255))
@@ -34,7 +35,8 @@ class SessionRow(Base):
 
 class ParagraphRow(Base):
     __tablename__ = "transcript_paragraphs"
-    __table_args__ = (UniqueConstraint("session_id", "paragraph_index", name="uq_paragraph_session_index"),)
+    __table_args__ = (UniqueConstraint("session_id", "paragraph_index", name="uq_paragraph_session_index"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
@@ -71,6 +73,7 @@ class OutboxRow(Base):
     the change that causes them and delivered after commit until they succeed (outbox.py)."""
 
     __tablename__ = "outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(64))
