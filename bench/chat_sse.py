@@ -31,6 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from grpc_process import grpc_service_process
+from results import result
 from servers import free_port, wait_for_port
 from streams import Run, llama_client, timed, via_generate, via_llama
 
@@ -144,6 +145,13 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
     print(f"  of which llm-manager hop  : TTFT +{(gen_ttft - base_ttft) * 1000:.1f} ms")
     print(f"  of which chat + gateway   : TTFT +{(gw_ttft - gen_ttft) * 1000:.1f} ms   "
           f"(tokens/s {gw_tps / gen_tps:.3f}x of Generate)")
+    note = f"{args.runs} interleaved runs, max_tokens {args.max_tokens}, medians"
+    result("gateway SSE tokens/s", gw_tps, "tokens/s", baseline=base_tps, baseline_name="llama.cpp HTTP stream",
+           goal=">= 0.95x", note=note)
+    result("gateway SSE TTFT", gw_ttft * 1000, "ms", baseline=base_ttft * 1000,
+           baseline_name="llama.cpp HTTP stream", note=note)
+    result("gateway SSE tokens/s vs Generate", gw_tps, "tokens/s", baseline=gen_tps,
+           baseline_name="llm-manager Generate", note=note)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import grpc
+from results import result
 from streams import Run, llama_client, via_generate, via_llama
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
@@ -64,6 +65,10 @@ def report(grpc_runs: list, http_runs: list, args: argparse.Namespace) -> None:
     print(f"Generate via gRPC   : {g_tps:8.1f} tokens/s   TTFT {g_ttft * 1000:7.1f} ms   (median)")
     print(f"ratio gRPC/HTTP     : tokens/s {g_tps / h_tps:.3f}x   TTFT {g_ttft / h_ttft:.3f}x "
           f"(+{(g_ttft - h_ttft) * 1000:.1f} ms)")
+    note = f"{args.runs} interleaved runs, max_tokens {args.max_tokens}, medians"
+    result("Generate tokens/s", g_tps, "tokens/s", baseline=h_tps, baseline_name="llama.cpp HTTP stream", note=note)
+    result("Generate TTFT", g_ttft * 1000, "ms", baseline=h_ttft * 1000, baseline_name="llama.cpp HTTP stream",
+           note=note)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,13 @@ def main(target_s: float = 90.0) -> None:
           f"{median['diarization']:.2f} s, paragraphs {median['paragraphs'] * 1000:.1f} ms)")
     print(f"ratio b/a: {median['total'] / bare:.3f} (best runs: {min(r['total'] for r in ours) / min(bare_runs):.3f}); "
           f"real-time factor of (b): {median['total'] / duration_s:.3f}")
+    from results import result
+    note = f"{duration_s:.0f} s audio, device {device}, median of {RUNS} interleaved runs"
+    result(f"pipeline wall time, {duration_s:.0f} s audio", median["total"], "s", baseline=bare,
+           baseline_name="bare faster-whisper + embeddings + clustering", goal="<= 1.10x", note=note)
+    result(f"pipeline real-time factor, {duration_s:.0f} s audio", median["total"] / duration_s, "x", note=note)
+    for stage in ("asr", "diarization", "paragraphs"):
+        result(f"pipeline stage share: {stage}", 100 * median[stage] / median["total"], "%", note=note)
 
 
 if __name__ == "__main__":

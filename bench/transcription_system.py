@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+from results import result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests" / "support")]
@@ -115,6 +116,9 @@ def main(target_s: float = 90.0) -> None:
     print(f"bare faster-whisper + embeddings + clustering: {b:6.2f} s   runs {[round(t, 2) for t in bare]}")
     print(f"through the system (upload → completed):       {s:6.2f} s   runs {[round(t, 2) for t in through]}")
     print(f"ratio system / bare: {s / b:.2f}x  (goal ≤ 1.10x)")
+    result(f"transcription wall time, {target_s:.0f} s audio", s, "s", baseline=b,
+           baseline_name="bare faster-whisper + embeddings + clustering", goal="<= 1.10x",
+           note=f"median of {RUNS} interleaved runs after a warm-up")
 
 
 if __name__ == "__main__":

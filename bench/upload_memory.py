@@ -20,6 +20,7 @@ import wave
 from pathlib import Path
 
 import httpx
+from results import result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests" / "support")]
@@ -105,8 +106,10 @@ def main(size_mb: int = 500) -> None:
         growth = (sampler.peaks[name] - before[name]) / 1024
         print(f"{name:9s} RSS before {before[name] / 1024:7.1f} MB, peak {sampler.peaks[name] / 1024:7.1f} MB, "
               f"growth {growth:6.1f} MB  (goal ≤ 64 MB)")
+        result(f"{name} peak RSS growth, {size_mb} MB upload", growth, "MB", goal="<= 64 MB")
     print(f"upload {upload_s:.2f} s = {size_mb / upload_s:.0f} MB/s; plain disk copy {copy_s:.2f} s = "
           f"{size_mb / copy_s:.0f} MB/s; upload/copy time ratio {upload_s / copy_s:.1f}x")
+    result(f"upload time, {size_mb} MB", upload_s, "s", baseline=copy_s, baseline_name="plain disk copy")
 
 
 if __name__ == "__main__":
