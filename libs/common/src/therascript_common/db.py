@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 
@@ -75,3 +78,31 @@ def wait_until_migrated(engine: Engine, migrations_dir: Path, timeout_s: float =
         if time.monotonic() > deadline:
             raise TimeoutError(f"the database is not at revision {head} after {timeout_s} s")
         time.sleep(poll_s)
+
+
+class Database:
+    """A service's own database at `url` with its Alembic folder `migrations_dir`: `transaction()` yields an ORM
+    session committed on exit and rolled back on error; `migrate()` (the owning server) or `wait_until_migrated()`
+    (a worker sharing the database) before first use."""
+
+    def __init__(self, url: str, migrations_dir: Path) -> None:
+        self.url = url
+        self.migrations_dir = migrations_dir
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Upgrades the schema to the newest revision (idempotent)."""
+        migrate(self.url, self.migrations_dir)
+
+    def wait_until_migrated(self, timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
+        """Blocks until another process has migrated the schema; TimeoutError after `timeout_s` seconds."""
+        wait_until_migrated(self.engine, self.migrations_dir, timeout_s, poll_s)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
