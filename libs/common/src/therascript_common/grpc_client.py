@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from .errors import DomainError, InvalidArgument, NotFound, Unavailable
 from .logging import REQUEST_ID_METADATA_KEY, request_id_var
 
 _CHANNEL_OPTIONS = [
@@ -76,3 +77,18 @@ def aio_channel(target: str, default_timeout_s: float = 10.0) -> grpc.aio.Channe
     return grpc.aio.insecure_channel(
         target, options=_CHANNEL_OPTIONS, interceptors=[_AioDefaults(default_timeout_s)]
     )
+
+
+_PASS_THROUGH: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+}
+
+
+def domain_error(service: str, error: grpc.RpcError) -> DomainError:
+    """The domain error for a failed call to `service`: NOT_FOUND/INVALID_ARGUMENT keep their meaning (and the
+    callee's message); anything else means the dependency is unavailable (Unavailable, 503)."""
+    kind = _PASS_THROUGH.get(error.code())
+    if kind is not None:
+        return kind(error.details() or error.code().name)
+    return Unavailable(f"The {service} service is unavailable ({error.code().name}).")
