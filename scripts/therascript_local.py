@@ -4,12 +4,17 @@
 
 starts Redis, every backend service, the transcription worker and the gateway (the process table
 `PROCESSES`), each in its own process group with its output in `<data_dir>/logs/<name>.log`; waits
-until every one is healthy; prints the API URL; and stops them all (SIGTERM, then SIGKILL) on Ctrl-C.
+until every one is healthy; prints the API URL; supervises them (a process that dies is started again
+after a backoff of 1 s doubling to 30 s, said on the output and in its log); and stops them all (SIGTERM,
+then SIGKILL) only on Ctrl-C or SIGTERM.
 
 From Python (the e2e tests):
 
-    system = start_system(root, tmp_dir, ports={"gateway": 43001, ...}, env_overrides={...})
+    system = start_system(root, tmp_dir, ports={"gateway": 43001, ...}, env_overrides={...}, supervise=True)
     system.kill("transcriber"); system.restart("transcriber"); system.stop()
+
+`kill(name)` holds `name` down (the supervisor leaves it dead until `restart(name)`); `kill(name, hold=False)`
+is a crash the supervisor must recover from. Supervision is opt-in for `start_system` (the CLI turns it on).
 
 Ports not given keep their defaults (DEFAULT_PORTS). grpcio is imported only to probe health, so this
 module imports with any Python 3.11; probing needs the .venv (grpcio + grpcio-health-checking).
@@ -25,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = {
     "redis": 6390,
+    "elasticsearch": 9201,
     "sessions": 50051,
     "chat": 50052,
     "analysis": 50053,
@@ -46,6 +53,9 @@ HOST = "127.0.0.1"
 TRANSCRIPTION_QUEUE = "transcription"
 STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 30
+RESTART_BACKOFF_S = (1.0, 30.0)   # first delay before restarting a dead process, and the cap (doubling between)
+STABLE_AFTER_S = 60.0             # a process that ran this long before dying starts again at the first delay
+SUPERVISE_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,8 @@ class ProcessSpec:
 
     `argv` items are formatted with `port` (this process's port), `data_dir` and `root`.
     `health` is one of: "redis" (PING), "grpc" (grpc.health.v1 Check("") == SERVING), "http" (GET
-    `health_path` → 200), "rq-worker" (alive and registered in Redis as a worker on TRANSCRIPTION_QUEUE).
+    `health_path` → 200), "rq-worker" (alive and registered in Redis as a worker on TRANSCRIPTION_QUEUE),
+    "elasticsearch" (`_cluster/health` status green or yellow).
     `service_dir`: the folder whose pyproject.toml says the console script should exist (None: a system binary).
     `stage`: processes start stage by stage, each stage once the previous one is healthy.
     """
@@ -73,6 +84,8 @@ class ProcessSpec:
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("redis", ("redis-server", "--port", "{port}", "--bind", HOST, "--dir", "{data_dir}/redis",
                           "--appendonly", "yes"), "redis", stage=0),
+    ProcessSpec("elasticsearch", (".venv/bin/python", "scripts/elasticsearch.py", "run", "--data-dir",
+                                  "{data_dir}/elasticsearch", "--http-port", "{port}"), "elasticsearch", stage=0),
     ProcessSpec("sessions", (".venv/bin/therascript-sessions",), "grpc", "services/sessions"),
     ProcessSpec("transcriber", (".venv-transcriber/bin/therascript-transcriber",), "rq-worker", "services/sessions",
                 stage=2),
@@ -96,6 +109,9 @@ def system_env(ports: dict[str, int], data_dir: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
         "SESSIONS_REDIS_URL": redis_url,
+        "SESSIONS_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",
+        "CHAT_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",
+        "THERASCRIPT_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",
         "ANALYSIS_REDIS_URL": redis_url,
         "LLM_REDIS_URL": redis_url,
         "CHAT_SESSIONS_TARGET": target["sessions"],
@@ -175,6 +191,17 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def elasticsearch_ok(port: int) -> bool:
+    """Cluster health green or yellow (`GET /` answers 405 on the local distribution: scripts/elasticsearch.py)."""
+    import json
+
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/_cluster/health", timeout=1.0) as reply:
+            return json.load(reply).get("status") in ("green", "yellow")
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def rq_worker_ok(redis_port: int, pgid: int) -> bool:
     """True when a worker of our process group is registered on TRANSCRIPTION_QUEUE (RQ's `rq:workers:<queue>`)."""
     try:
@@ -209,6 +236,7 @@ class Running:
     spec: ProcessSpec
     popen: subprocess.Popen
     log_path: Path
+    started_at: float = 0.0   # time.monotonic() when it was started
 
     @property
     def alive(self) -> bool:
@@ -226,6 +254,10 @@ class System:
     specs: dict[str, ProcessSpec]
     skipped: dict[str, str] = field(default_factory=dict)  # name → why it was not started
     running: dict[str, Running] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)            # killed on purpose: the supervisor leaves them down
+    restarts: dict[str, int] = field(default_factory=dict)  # name → times the supervisor restarted it
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _supervisor: Supervisor | None = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -250,7 +282,7 @@ class System:
                 argv, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL, stdout=log_file,
                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
             )
-        self.running[name] = Running(spec, popen, log_path)
+        self.running[name] = Running(spec, popen, log_path, started_at=time.monotonic())
         return self.running[name]
 
     def healthy(self, name: str) -> bool:
@@ -261,6 +293,8 @@ class System:
         match running.spec.health:
             case "redis":
                 return redis_ok(port)
+            case "elasticsearch":
+                return elasticsearch_ok(port)
             case "grpc":
                 return grpc_ok(port)
             case "http":
@@ -293,22 +327,43 @@ class System:
         """Names of started processes that have exited."""
         return [name for name, running in self.running.items() if not running.alive]
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Sends `sig` (default SIGKILL) to the process group of `name` and reaps it."""
-        running = self.running[name]
-        _signal_group(running.popen.pid, sig)
+    def kill(self, name: str, sig: int = signal.SIGKILL, hold: bool = True) -> None:
+        """Sends `sig` (default SIGKILL) to the process group of `name` and reaps it. `hold` (default): the
+        supervisor leaves it down until `restart(name)`; `hold=False` is a crash the supervisor restarts."""
+        with self._lock:
+            if hold:
+                self.held.add(name)
+            running = self.running[name]
+            _signal_group(running.popen.pid, sig)
         running.popen.wait()
 
     def restart(self, name: str, timeout_s: float = 120.0) -> None:
-        """Stops `name` (if alive), starts it again and waits until it is healthy."""
-        if self.running[name].alive:
-            self._stop_one(name)
-        self.start(name)
+        """Stops `name` (if alive), starts it again and waits until it is healthy; lifts a `kill` hold."""
+        with self._lock:
+            self.held.add(name)  # the supervisor keeps out while this restarts it
+            if self.running[name].alive:
+                self._stop_one(name)
+            self.start(name)
+            self.held.discard(name)
         self.wait_healthy([name], timeout_s)
+
+    def supervise(self, on_event: Callable[[str], None] = lambda message: None) -> None:
+        """Starts the supervisor thread (idempotent): every dead process that is not held is started again
+        after a backoff (RESTART_BACKOFF_S, doubling; reset once it ran STABLE_AFTER_S), reported through
+        `on_event` and in the process's log. `stop()` ends it."""
+        with self._lock:
+            if self._supervisor is None:
+                self._supervisor = Supervisor(self, on_event)
+                self._supervisor.start()
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stops stage by stage, last stage first (the gateway and worker before the services, Redis last): SIGTERM
         to each process group of a stage, SIGKILL to what is left after `grace_s` seconds. Idempotent."""
+        with self._lock:
+            supervisor, self._supervisor = self._supervisor, None
+            self.held.update(self.running)
+        if supervisor is not None:
+            supervisor.stop()
         for stage in sorted({r.spec.stage for r in self.running.values()}, reverse=True):
             popens = [r.popen for r in self.running.values() if r.spec.stage == stage]
             for popen in popens:
@@ -331,6 +386,77 @@ class System:
             pass
         _signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
+
+
+def next_backoff(previous_s: float | None, ran_s: float) -> float:
+    """Seconds to wait before restarting a process that died after running `ran_s` seconds, when the last
+    delay was `previous_s` (None: first death): the first delay after a stable run, else double, capped."""
+    first, cap = RESTART_BACKOFF_S
+    if previous_s is None or ran_s >= STABLE_AFTER_S:
+        return first
+    return min(previous_s * 2, cap)
+
+
+class Supervisor(threading.Thread):
+    """Restarts the system's dead processes (those not held) with exponential backoff; see System.supervise."""
+
+    def __init__(self, system: System, on_event: Callable[[str], None]) -> None:
+        super().__init__(name="supervisor", daemon=True)
+        self._system = system
+        self._on_event = on_event
+        self._stopping = threading.Event()
+        self._delay: dict[str, float] = {}        # name → last backoff used
+        self._due: dict[str, float] = {}          # name → monotonic time its restart is due
+        self._unhealthy: set[str] = set()         # restarted, not yet seen healthy
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self is not threading.current_thread():
+            self.join(timeout=STOP_GRACE_S)
+
+    def run(self) -> None:
+        while not self._stopping.wait(SUPERVISE_POLL_S):
+            try:
+                self.check_once()
+            except Exception as error:  # the supervisor must outlive a failed probe or start
+                self._say(f"supervisor: {error!r}")
+
+    def check_once(self) -> None:
+        system, now = self._system, time.monotonic()
+        for name in list(system.running):
+            with system._lock:
+                if self._stopping.is_set():
+                    return
+                running = system.running[name]
+                if name in system.held:
+                    self._due.pop(name, None)
+                    self._unhealthy.discard(name)
+                    continue
+                if running.alive:
+                    if name in self._unhealthy and system.healthy(name):
+                        self._unhealthy.discard(name)
+                        self._say(f"{name} healthy again", running.log_path)
+                    continue
+                if name not in self._due:
+                    _signal_group(running.popen.pid, signal.SIGKILL)  # children it left behind (a work-horse)
+                    delay = next_backoff(self._delay.get(name), now - running.started_at)
+                    self._delay[name], self._due[name] = delay, now + delay
+                    self._say(f"{name} exited with code {running.popen.returncode}; restarting in {delay:.0f} s "
+                              f"(restart {system.restarts.get(name, 0) + 1})", running.log_path)
+                    continue
+                if now < self._due[name]:
+                    continue
+                del self._due[name]
+                system.restarts[name] = system.restarts.get(name, 0) + 1
+                restarted = system.start(name)
+                self._unhealthy.add(name)
+                self._say(f"{name} restarted (pid {restarted.popen.pid})", restarted.log_path)
+
+    def _say(self, message: str, log_path: Path | None = None) -> None:
+        if log_path is not None:
+            with contextlib.suppress(OSError), log_path.open("ab") as log_file:
+                log_file.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} supervisor: {message}\n".encode())
+        self._on_event(message)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -370,6 +496,8 @@ def _check_ports_free(ports: dict[str, int]) -> None:
     taken = []
     for name, port in ports.items():
         with socket.socket() as sock:
+            # As the servers themselves bind: a port whose old connections linger in TIME_WAIT is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((HOST, port))
             except OSError:
@@ -392,8 +520,10 @@ def start_system(
     timeout_s: float = 180.0,
     specs: tuple[ProcessSpec, ...] = PROCESSES,
     on_event: Callable[[str], None] = lambda message: None,
+    supervise: bool = False,
 ) -> System:
-    """Starts the system and waits until every process is healthy (`timeout_s` seconds for each stage).
+    """Starts the system and waits until every process is healthy (`timeout_s` seconds for each stage); with
+    `supervise`, then restarts what dies (System.supervise, events through `on_event`).
 
     Processes start by `stage` (see PROCESSES), each stage once the previous is healthy. `ports` override DEFAULT_PORTS per
     process name; `env_overrides` are added last to every process's environment (e.g. THERASCRIPT_API_TOKEN).
@@ -419,6 +549,8 @@ def start_system(
     except BaseException:
         system.stop()
         raise
+    if supervise:
+        system.supervise(on_event)
     return system
 
 
@@ -434,7 +566,7 @@ def _up(args: argparse.Namespace) -> int:
         specs = tuple(spec for spec in PROCESSES if spec.name not in args.skip)
         ports = {name: port + args.port_offset for name, port in DEFAULT_PORTS.items()}
         system = start_system(ROOT, data_dir, ports=ports, timeout_s=args.timeout, specs=specs,
-                              on_event=lambda message: print(f"  {message}", flush=True))
+                              on_event=lambda message: print(f"  {message}", flush=True), supervise=True)
     except StartError as error:
         print(f"\nTherascript did not start: {error}", file=sys.stderr)
         return 1
@@ -448,22 +580,16 @@ def _up(args: argparse.Namespace) -> int:
     print(f"API docs:        {system.base_url}/docs")
     print("Authentication:  " + ("ON (bearer THERASCRIPT_API_TOKEN)" if system.auth_on else
                                  "OFF (THERASCRIPT_API_TOKEN unset; listening on 127.0.0.1 only)"))
-    print("Press Ctrl-C to stop.", flush=True)
-    code = 0
+    print("Press Ctrl-C to stop (a process that dies is restarted).", flush=True)
     try:
         while not stop_requested:
-            if dead := system.dead():
-                for name in dead:
-                    print(system._failure(name, "exited unexpectedly"), file=sys.stderr)
-                code = 1
-                break
-            time.sleep(1.0)
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     print("\nStopping …", flush=True)
     system.stop()
     print("Stopped.")
-    return code
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
