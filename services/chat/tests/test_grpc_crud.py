@@ -7,6 +7,7 @@ import pytest
 
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript_chat import chats
+from therascript_chat.storage.tables import ChatRow
 from therascript_chat.testing import start_chat_service
 
 
@@ -27,6 +28,21 @@ def test_list_and_delete_session_chats_rpcs(service) -> None:
     assert stub.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(session_id=42)).chats_deleted == 2
     assert stub.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(session_id=42)).chats_deleted == 0
     assert list(stub.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=42)).chats) == []
+
+
+def test_delete_session_chats_takes_only_the_chats_created_by_the_cutoff(service) -> None:
+    """Issue 7 item 1: a clean-up delivered late (chat was down) must not delete a chat created after the
+    session's deletion: it deletes the chats with timestamp_ms <= created_at_or_before_ms, no others."""
+    running, stub = service
+    old = chats.create_chat(running.deps.db, 43)
+    with running.deps.db.begin() as tx:  # the delete happened 5 s after the old chat was made…
+        cutoff = old.timestamp_ms + 5000
+        later = ChatRow(session_id=43, timestamp_ms=cutoff + 1, name=None, tags=None)  # …this one after it
+        tx.add(later)
+    request = chat_pb2.DeleteSessionChatsRequest(session_id=43, created_at_or_before_ms=cutoff)
+    assert stub.DeleteSessionChats(request).chats_deleted == 1
+    listed = stub.ListSessionChats(chat_pb2.ListSessionChatsRequest(session_id=43)).chats
+    assert [c.id for c in listed] == [later.id]
 
 
 def test_duplicate_template_title_is_already_exists(service) -> None:

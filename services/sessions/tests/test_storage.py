@@ -78,19 +78,23 @@ def test_delete_session_is_atomic_and_records_what_it_owes(db, tmp_path):
 
     dispatcher = outbox.OutboxDispatcher(db, {outbox.DELETE_FILE: outbox.delete_file,
                                               outbox.DELETE_SESSION_CHATS: failing_chat})
+    before_ms = now_ms()
     SessionService(db, tmp_path, dispatcher).delete(sid)
+    after_ms = now_ms()
     with pytest.raises(NotFound):
         SessionService(db, tmp_path, dispatcher).get(sid)
     assert _texts(db, sid) == []
     assert not (tmp_path / "1-1.wav").exists()
     with db.transaction() as session:
         pending = session.scalars(select(OutboxRow)).all()
-        assert [(p.kind, p.payload, p.attempts) for p in pending] == [
-            (outbox.DELETE_SESSION_CHATS, {"session_id": sid}, 1)]
+        assert [(p.kind, p.attempts) for p in pending] == [(outbox.DELETE_SESSION_CHATS, 1)]
+        # the clean-up names what it deletes: the session's chats as of its deletion (issue 7 item 1)
+        payload = pending[0].payload
+        assert payload["session_id"] == sid and before_ms <= payload["deleted_at_ms"] <= after_ms
     # the chat service comes back: the owed delete is delivered, once
     dispatcher = outbox.OutboxDispatcher(db, {outbox.DELETE_SESSION_CHATS: delivered.append})
     assert dispatcher.deliver_pending() == 1
-    assert delivered == [{"session_id": sid}]
+    assert delivered == [payload]
     assert dispatcher.deliver_pending() == 0
 
 

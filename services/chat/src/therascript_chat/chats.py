@@ -118,8 +118,13 @@ def delete_chat(db: sessionmaker[Session], chat_id: int, session_id: int | None)
         tx.delete(_load(tx, chat_id, session_id))
 
 
-def delete_session_chats(db: sessionmaker[Session], session_id: int) -> int:
-    """Deletes every chat of a session (and their messages); returns how many. Idempotent."""
+def delete_session_chats(db: sessionmaker[Session], session_id: int, created_at_or_before_ms: int | None = None) -> int:
+    """Deletes a session's chats (and their messages) — those created at or before `created_at_or_before_ms`
+    (epoch ms; None = all) — and returns how many. Idempotent. The cut-off is the session's deletion time, so
+    a clean-up delivered late deletes exactly the chats that existed then, never one created afterwards."""
+    query = delete(ChatRow).where(ChatRow.session_id == session_id)
+    if created_at_or_before_ms is not None:
+        query = query.where(ChatRow.timestamp_ms <= created_at_or_before_ms)
     with db.begin() as tx:
-        result = tx.execute(delete(ChatRow).where(ChatRow.session_id == session_id))
+        result = tx.execute(query)
     return getattr(result, "rowcount", 0) or 0  # a DML result (CursorResult) has rowcount

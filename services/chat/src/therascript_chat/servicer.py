@@ -71,7 +71,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return common_pb2.Ack(message=f"Chat {request.chat_id} deleted successfully.")
 
     def DeleteSessionChats(self, request, context):
-        count = chats.delete_session_chats(self.deps.db, request.session_id)
+        cutoff = request.created_at_or_before_ms if request.HasField("created_at_or_before_ms") else None
+        count = chats.delete_session_chats(self.deps.db, request.session_id, cutoff)
         return chat_pb2.DeleteSessionChatsResponse(chats_deleted=count)
 
     def SendMessage(self, request, context) -> Iterator[chat_pb2.ChatEvent]:

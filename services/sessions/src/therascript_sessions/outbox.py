@@ -23,7 +23,8 @@ from .storage.tables import OutboxRow
 log = logging.getLogger(__name__)
 
 DELETE_FILE = "delete_file"                    # payload {"path": absolute path}
-DELETE_SESSION_CHATS = "delete_session_chats"  # payload {"session_id": int}
+DELETE_SESSION_CHATS = "delete_session_chats"  # payload {"session_id": int, "deleted_at_ms": epoch ms}
+# (entries written before deleted_at_ms existed have none: chat then deletes all of the session's chats)
 
 Handler = Callable[[dict], None]
 

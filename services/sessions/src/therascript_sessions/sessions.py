@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from therascript_common.errors import InvalidArgument, NotFound
 
 from . import outbox
-from .clock import session_date_iso
+from .clock import now_ms, session_date_iso
 from .storage.database import Database
 from .storage.tables import SessionRow
 
@@ -91,6 +91,6 @@ class SessionService:
             row = require_session(session, session_id)
             if row.audio_path:
                 outbox.record(session, outbox.DELETE_FILE, {"path": str(self._uploads_dir / row.audio_path)})
-            outbox.record(session, outbox.DELETE_SESSION_CHATS, {"session_id": session_id})
+            outbox.record(session, outbox.DELETE_SESSION_CHATS, {"session_id": session_id, "deleted_at_ms": now_ms()})
             session.delete(row)
         self._dispatcher.deliver_pending()
