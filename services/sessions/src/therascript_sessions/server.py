@@ -60,7 +60,8 @@ def build(settings: SessionsSettings) -> SessionsApp:
     chat = chat_pb2_grpc.ChatServiceStub(chat_channel)
 
     def delete_session_chats(payload: dict) -> None:
-        chat.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(session_id=payload["session_id"]))
+        chat.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(
+            session_id=payload["session_id"], created_at_or_before_ms=payload.get("deleted_at_ms")))
 
     dispatcher = outbox.OutboxDispatcher(db, {outbox.DELETE_FILE: outbox.delete_file,
                                               outbox.DELETE_SESSION_CHATS: delete_session_chats})
