@@ -6,22 +6,31 @@ Fixtures (session scope):
 - `postgres_url`: a throw-away PostgreSQL cluster (initdb + pg_ctl from the Debian package, run as
   the `postgres` user when the tests run as root) with an empty database; a SQLAlchemy URL
   `postgresql+psycopg://...`. Tests that need a clean database create their own schema or database.
+- `elasticsearch_url`: a throw-away Elasticsearch (scripts/elasticsearch.py: the Maven Central distribution that
+  scripts/bootstrap installs, run as the `elasticsearch` system user when root) on a free port, `http://…`.
+  Tests use their own index names. `LocalElasticsearch` starts one a test can stop and start again.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ROOT = Path(__file__).resolve().parents[2]
+ES_START_TIMEOUT_S = 150.0
 
 
 def free_port() -> int:
@@ -89,3 +98,70 @@ def postgres_url() -> Iterator[str]:
     yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/therascript_test"
     subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
     shutil.rmtree(data, ignore_errors=True)
+
+
+class LocalElasticsearch:
+    """One Elasticsearch server in `directory` on `port` (free if None), started with scripts/elasticsearch.py.
+    `start()` waits until cluster health is green/yellow (TimeoutError with the log's tail otherwise); `stop()`
+    sends SIGTERM to its process group and waits; a stopped one starts again on the same port and data."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory.parent / f"{directory.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def healthy(self) -> bool:
+        import json
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/_cluster/health", timeout=1.0) as reply:
+                return json.load(reply).get("status") in ("green", "yellow")
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def start(self, timeout_s: float = ES_START_TIMEOUT_S) -> None:
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "scripts" / "elasticsearch.py"), "run", "--data-dir", str(self.directory),
+                 "--http-port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not self.healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                self.stop()
+                raise TimeoutError(f"Elasticsearch on {self.port} did not become healthy:\n{tail}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    """URL of a throw-away Elasticsearch for this test session (TEST_ELASTICSEARCH_URL to use a running one)."""
+    if os.environ.get("TEST_ELASTICSEARCH_URL"):
+        yield os.environ["TEST_ELASTICSEARCH_URL"]
+        return
+    directory = Path(tempfile.mkdtemp(prefix="therascript-es-test-"))
+    directory.chmod(0o755)  # the server's own user (when root) must reach its folder
+    server = LocalElasticsearch(directory / "es")
+    server.start()
+    yield server.url
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
