@@ -3,8 +3,9 @@
 Fixtures:
 - `system` (session scope): every process of the process table on free loopback ports, data in a temporary
   folder (logs under `<data_dir>/logs/`), authentication ON with a random API token. It exposes `base_url`
-  (".../api"), `token`, `data_dir`, `kill(name)` (SIGKILL to the process group) and `restart(name)` (start again and
-  wait until healthy), and stops everything at the end of the session.
+  (".../api"), `token`, `data_dir`, `kill(name)` (SIGKILL to the process group; it stays down), `crash(name)`
+  (SIGKILL that the supervisor recovers from) and `restart(name)` (start again and wait until healthy), and stops
+  everything at the end of the session. It is supervised, as `scripts/up` runs it.
 - `client`: an httpx.Client on `base_url` with the bearer token, 30 s timeout.
 
 It runs next to a developer's running system (which uses the default ports and var/) without touching it.
@@ -58,6 +59,10 @@ class E2ESystem:
         """kill -9 the process `name` (and its children, e.g. an RQ work-horse)."""
         self.system.kill(name)
 
+    def crash(self, name: str) -> None:
+        """kill -9 the process `name` without holding it down: the supervisor must start it again."""
+        self.system.kill(name, hold=False)
+
     def restart(self, name: str, timeout_s: float = START_TIMEOUT_S) -> None:
         """Starts `name` again (stopping it first if alive) and waits until it is healthy."""
         self.system.restart(name, timeout_s)
@@ -74,7 +79,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ESystem]:
     try:
         running = therascript_local.start_system(
             ROOT, tmp_path_factory.mktemp("system"), ports=ports,
-            env_overrides={"THERASCRIPT_API_TOKEN": token, **E2E_ENV}, timeout_s=START_TIMEOUT_S,
+            env_overrides={"THERASCRIPT_API_TOKEN": token, **E2E_ENV}, timeout_s=START_TIMEOUT_S, supervise=True,
         )
     except therascript_local.StartError as error:
         pytest.fail(f"the system did not start:\n{error}", pytrace=False)

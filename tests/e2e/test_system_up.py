@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import therascript_local
 
 RECONNECT_TIMEOUT_S = 15.0  # the gateway's gRPC channel retries with backoff (about 1 s after one failure)
 
@@ -59,3 +60,15 @@ def test_a_killed_service_is_restarted_healthy(system, client) -> None:
     while (state := client.get("/status/readiness").json()["services"]["ops"]) != "connected":
         assert time.monotonic() < deadline, f"ops still {state} {RECONNECT_TIMEOUT_S} s after its restart"
         time.sleep(0.2)
+
+
+def test_a_crashed_service_is_restarted_by_the_supervisor(system, client) -> None:
+    """Issue 7 item 10: before, a child that died stayed dead (and `scripts/up` stopped everything)."""
+    restarts = system.system.restarts.get("ops", 0)
+    system.crash("ops")
+    deadline = time.monotonic() + RECONNECT_TIMEOUT_S + therascript_local.RESTART_BACKOFF_S[0]
+    while (state := client.get("/status/readiness").json()["services"]["ops"]) != "connected" \
+            or system.system.restarts.get("ops", 0) == restarts:
+        assert time.monotonic() < deadline, f"ops still {state}: not restarted by the supervisor\n{system.log('ops')}"
+        time.sleep(0.2)
+    assert "supervisor: ops exited with code -9; restarting in" in system.log("ops")
