@@ -2,10 +2,15 @@
 
 Order (original §1.1, its faults fixed): the bytes go to a temporary file in the uploads folder while
 the size limit is enforced (TooLarge as soon as it is passed, never after buffering); the content is
-probed with ffprobe (InvalidArgument if it is not audio/video with an audio stream); the diarization
+probed with ffprobe (InvalidArgument if it is not audio/video with an audio stream, or that stream holds no
+audio at all — a header-only WAV of 0 s would "complete" with no transcript); the diarization
 readiness gate runs for num_speakers ≥ 2 (Unavailable + background prefetch); then one transaction
 creates the session (status `queued`) and its job row; then the RQ job is enqueued. If any step
 fails, the temporary file, the stored file and the rows are all removed.
+
+A process killed mid-upload cannot remove its temporary file: `sweep_partial_uploads()` removes such
+orphans (`.upload-*.partial` not written for PARTIAL_STALE_S and not one of this process's live uploads);
+the service runs it at start-up and then every PARTIAL_STALE_S (server.py).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,11 +31,13 @@ from .jobs import TranscriptionJobs
 from .sessions import clean_text
 from .storage.database import Database
 from .storage.tables import SessionRow
-from .transcription.audio import MediaInfo, probe
+from .transcription.audio import MediaInfo, has_audio_packets, probe
 
 log = logging.getLogger(__name__)
 
 MIN_SPEAKERS, MAX_SPEAKERS = 1, 10
+PARTIAL_PATTERN = ".upload-*.partial"
+PARTIAL_STALE_S = 30.0  # a live upload writes more often than this; an older partial file is an orphan
 
 # FFmpeg demuxer (first name of format_name) → the extension the stored file gets.
 EXTENSION_BY_FORMAT = {
@@ -83,6 +91,22 @@ class UploadService:
         self._jobs = jobs
         self._uploads_dir = uploads_dir
         self._max_bytes = max_bytes
+        self._live: set[Path] = set()  # this process's uploads in progress (their temporary files)
+
+    def sweep_partial_uploads(self, stale_after_s: float = PARTIAL_STALE_S) -> int:
+        """Deletes orphaned temporary upload files (left by a process killed mid-upload): those not written
+        for `stale_after_s` seconds that are not one of this process's live uploads. Returns how many."""
+        cutoff, removed = time.time() - stale_after_s, 0
+        for path in self._uploads_dir.glob(PARTIAL_PATTERN):
+            try:
+                if path not in self._live and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished or swept meanwhile
+        if removed:
+            log.warning("removed %d orphaned partial upload file(s) from %s", removed, self._uploads_dir)
+        return removed
 
     def receive(self, request_of: Callable[[], UploadRequest], chunks: Iterable[bytes]) -> tuple[int, str]:
         """Streams `chunks` to disk, then calls `request_of()` for the metadata (it may arrive after the
@@ -90,6 +114,7 @@ class UploadService:
         Raises TooLarge, InvalidArgument, Unavailable; nothing is left behind on any error."""
         self._uploads_dir.mkdir(parents=True, exist_ok=True)
         temp = self._uploads_dir / f".upload-{uuid.uuid4().hex}.partial"
+        self._live.add(temp)
         try:
             size = self._write(temp, chunks)
             request = self._validated(request_of())
@@ -100,6 +125,7 @@ class UploadService:
             return self._create(request, temp, media)
         finally:
             temp.unlink(missing_ok=True)
+            self._live.discard(temp)
 
     def _write(self, temp: Path, chunks: Iterable[bytes]) -> int:
         size = 0
@@ -131,6 +157,12 @@ class UploadService:
             raise InvalidArgument("Invalid file type: the upload is not an audio or video recording.") from None
         if not media.has_audio:
             raise InvalidArgument("Invalid file type: the recording has no audio stream.")
+        try:  # a duration of 0 or none: is there audio at all (a browser's WebM has no duration)?
+            empty = media.duration_s <= 0 and not has_audio_packets(path)
+        except ValueError:
+            empty = True
+        if empty:
+            raise InvalidArgument("The recording has no audio (0 seconds): there is nothing to transcribe.")
         return media
 
     def _gate(self, num_speakers: int) -> None:

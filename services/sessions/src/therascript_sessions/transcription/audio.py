@@ -57,6 +57,21 @@ def probe(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> MediaInfo:
     return _media_info(json.loads(done.stdout or b"{}"))
 
 
+def has_audio_packets(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """True when the first audio stream of `path` holds at least one packet (ffprobe reads one packet, not
+    the file): tells a recording whose container gives no duration (a browser's WebM) from a header-only one
+    (a WAV of 0 samples). Raises ValueError when ffprobe fails or times out."""
+    command = ["ffprobe", "-v", "error", *_INPUT_GUARDS, "-read_intervals", "%+#1", "-select_streams", "a:0",
+               "-show_entries", "packet=pts", "-of", "csv=p=0", _input_url(Path(path))]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise ValueError(f"not a readable media file: ffprobe timed out after {timeout_s:g} s") from error
+    if done.returncode != 0:
+        raise ValueError("not a readable media file")
+    return bool(done.stdout.strip())
+
+
 def _media_info(report: dict) -> MediaInfo:
     """MediaInfo from ffprobe's JSON report. Raises ValueError when it lists no streams."""
     streams = report.get("streams") or []
