@@ -22,7 +22,7 @@ from .sessions import SessionService
 from .settings import SessionsSettings
 from .storage.database import Database
 from .transcripts import TranscriptService
-from .uploads import UploadService
+from .uploads import PARTIAL_STALE_S, UploadService
 
 
 @dataclass
@@ -39,9 +39,13 @@ class SessionsApp:
     loops: list[Periodic] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """The reconciler (jobs never stuck) and the outbox delivery (deletes owed elsewhere)."""
+        """The reconciler (jobs never stuck), the outbox delivery (deletes owed elsewhere) and the sweep of
+        partial uploads a killed process left behind (once now, then periodically)."""
+        uploads = self.servicer.uploads
+        uploads.sweep_partial_uploads()
         self.loops = [self.jobs.run_reconciler(self.settings.reconcile_interval_s),
-                      self.dispatcher.run_in_background()]
+                      self.dispatcher.run_in_background(),
+                      Periodic("partial-upload-sweep", PARTIAL_STALE_S, uploads.sweep_partial_uploads).start()]
 
     def stop(self) -> None:
         for loop in self.loops:
