@@ -10,9 +10,10 @@ from fastapi_offline import FastAPIOffline
 
 from .clients import ServiceClients
 from .errors import install_error_handlers
-from .middleware import RequestContextMiddleware, require_token
+from .middleware import EdgeGuardMiddleware, RequestContextMiddleware, require_token
 from .routes import analysis, chats, llm, meta, ops, search, sessions, templates
 from .settings import GatewaySettings
+from .uploads import UploadSlots
 
 API_VERSION = "1.0.0"
 DOCS_ASSETS_URL = "/api/docs/assets"
@@ -40,9 +41,12 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.upload_slots = UploadSlots(settings.upload_max_concurrent)
     if clients is not None:
         app.state.clients = clients
     install_error_handlers(app)
+    # Innermost first: the token and body cap run before routing (so before a body is read), inside CORS.
+    app.add_middleware(EdgeGuardMiddleware, api_token=settings.api_token, max_body_bytes=settings.json_body_max_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,

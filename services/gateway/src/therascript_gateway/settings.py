@@ -13,6 +13,13 @@ class GatewaySettings(BaseSettings):
       and docs. When unset the gateway refuses to bind anything but loopback (API-CONTRACT.md Part C).
     - `cors_origins`: the UI origins allowed cross-origin (ui-contract.md §4), comma-separated.
     - `upload_max_bytes`: upload size limit, enforced while streaming (413).
+    - `upload_idle_timeout_s`: seconds an upload may send nothing before it is answered 408 and its
+      stream to the sessions service is cancelled (which frees that service's worker thread).
+    - `upload_deadline_s`: seconds one upload may take in all (its gRPC deadline).
+    - `upload_max_concurrent`: uploads forwarded at once; more are answered 503 at once. Each one holds a
+      worker thread of the sessions service, so keep this below its `SESSIONS_GRPC_WORKERS` (16): the
+      other requests (lists, health) always find a free worker.
+    - `json_body_max_bytes`: the largest request body of every other route (413), counted as it arrives.
     - `*_target`: host:port of each backend gRPC service.
     """
 
@@ -23,6 +30,10 @@ class GatewaySettings(BaseSettings):
     api_token: str | None = None
     cors_origins: str = "http://localhost:3002,http://127.0.0.1:3002"
     upload_max_bytes: int = Field(default=1024**3, gt=0)
+    upload_idle_timeout_s: float = Field(default=30.0, gt=0)
+    upload_deadline_s: float = Field(default=3600.0, gt=0)
+    upload_max_concurrent: int = Field(default=8, gt=0)
+    json_body_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     grpc_timeout_s: float = 10.0
 
     sessions_target: str = "127.0.0.1:50051"

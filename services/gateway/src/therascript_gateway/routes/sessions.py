@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Path, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.http import parse_range_header
 
@@ -14,9 +14,10 @@ from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients, get_settings, optional_call
 from ..errors import ApiError
+from ..json_body import enum_names, json_response
 from ..params import ParagraphIndex, SessionId
 from ..settings import GatewaySettings
-from ..uploads import receive_upload
+from ..uploads import FILE_FIELD, UploadForm, UploadLimits, receive_upload
 
 router = APIRouter(tags=["sessions"])
 
@@ -26,13 +27,16 @@ def _lower_enum(value: int, enum, prefix: str) -> str:
     return enum.Name(value).removeprefix(prefix).lower()
 
 
+SESSION_STATUS = enum_names(pb.SessionStatus, "SESSION_STATUS_")
+
+
 def session_json(s: pb.Session) -> dict:
     """The original Session DTO (§1.1): camelCase, `showSpeakers` an integer, nulls kept."""
     return {
         "id": s.id, "fileName": s.file_name, "clientName": s.client_name, "sessionName": s.session_name,
         "date": s.date, "sessionType": s.session_type, "therapy": s.therapy,
         "audioPath": s.audio_path if s.HasField("audio_path") else None,
-        "status": _lower_enum(s.status, pb.SessionStatus, "SESSION_STATUS_"),
+        "status": SESSION_STATUS[s.status],
         "whisperJobId": s.whisper_job_id if s.HasField("whisper_job_id") else None,
         "transcriptTokenCount": s.transcript_token_count if s.HasField("transcript_token_count") else None,
         "duration": s.duration_s if s.HasField("duration_s") else None,
@@ -88,23 +92,36 @@ class SpeakerRenameBody(BaseModel):
 
 
 # --- sessions -----------------------------------------------------------------------------------
-@router.get("/sessions", summary="List all sessions (metadata only)")
-async def list_sessions(clients: ServiceClients = Depends(get_clients)) -> list[dict]:
+@router.get("/sessions", summary="List all sessions (metadata only)", response_model=list[dict])
+async def list_sessions(clients: ServiceClients = Depends(get_clients)) -> Response:
     reply = await clients.sessions.ListSessions(pb.ListSessionsRequest())
-    return [session_json(s) for s in reply.sessions]
+    return json_response([session_json(s) for s in reply.sessions])  # serialized once (json_body.py)
 
 
-@router.post("/sessions/upload", status_code=202, summary="Upload a recording and start its transcription")
+def _upload_request_body() -> dict:
+    """The multipart form as an OpenAPI requestBody (the route reads the body itself, as a stream)."""
+    text = {name: {"type": "string"} for name in UploadForm.model_fields if name != "numSpeakers"}
+    text["date"] = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+    properties = {FILE_FIELD: {"type": "string", "format": "binary"}, **text,
+                  "numSpeakers": {"type": "integer", "minimum": 1, "maximum": 10, "default": 2}}
+    schema = {"type": "object", "required": [FILE_FIELD, *(n for n in text)], "properties": properties}
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
+@router.post("/sessions/upload", status_code=202, summary="Upload a recording and start its transcription",
+             openapi_extra={"requestBody": _upload_request_body()})
 async def upload_session(
     request: Request,
     clients: ServiceClients = Depends(get_clients),
     settings: GatewaySettings = Depends(get_settings),
 ) -> dict:
     """Multipart form: `audioFile` (the recording), `clientName`, `sessionName`, `date` (YYYY-MM-DD),
-    `sessionType`, `therapy`, `numSpeakers` (1..10, default 2, clamped). Streamed to the sessions
-    service as it arrives (never whole in memory). 202 `{sessionId, jobId, message}`; 400 bad fields or
-    not audio; 413 over the size limit; 503 diarization not ready."""
-    reply = await receive_upload(request, clients.sessions, settings.upload_max_bytes)
+    `sessionType`, `therapy`, `numSpeakers` (an integer, clamped to 1..10, default 2); each field once.
+    Streamed to the sessions service as it arrives (never whole in memory). 202 `{sessionId, jobId,
+    message}`; 400 bad or repeated fields, or not audio; 408 the client went silent; 413 over the size
+    limit; 503 diarization not ready, too many uploads at once, or the sessions service went away."""
+    limits = UploadLimits(settings.upload_max_bytes, settings.upload_idle_timeout_s, settings.upload_deadline_s)
+    reply = await receive_upload(request, clients.sessions, limits, request.app.state.upload_slots)
     return {"sessionId": reply.session_id, "jobId": reply.job_id, "message": reply.message}
 
 
@@ -136,9 +153,10 @@ async def delete_session(session_id: SessionId, clients: ServiceClients = Depend
 
 
 # --- transcript ---------------------------------------------------------------------------------
-@router.get("/sessions/{session_id}/transcript", summary="The transcript's paragraphs")
-async def get_transcript(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> list[dict]:
-    return transcript_json(await clients.sessions.GetTranscript(pb.SessionRef(session_id=session_id)))
+@router.get("/sessions/{session_id}/transcript", summary="The transcript's paragraphs", response_model=list[dict])
+async def get_transcript(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> Response:
+    reply = await clients.sessions.GetTranscript(pb.SessionRef(session_id=session_id))
+    return json_response(transcript_json(reply))  # serialized once (json_body.py)
 
 
 @router.patch("/sessions/{session_id}/transcript", summary="Update one paragraph's text")
