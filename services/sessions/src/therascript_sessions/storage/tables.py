@@ -44,6 +44,8 @@ class ParagraphRow(Base):
     timestamp_ms: Mapped[int] = mapped_column(BigInteger)
     text: Mapped[str] = mapped_column(Text)
     speaker: Mapped[str | None] = mapped_column(String(100))
+    # [{"start_ms", "end_ms", "text", "probability"}, …] (migration 0003); None when unknown or after a text edit.
+    words: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class TranscriptionJobRow(Base):
@@ -80,4 +82,16 @@ class OutboxRow(Base):
     payload: Mapped[dict] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SearchOutboxRow(Base):
+    """A change to indexed transcript content (search.py), written in the same transaction as the change:
+    `target` "s:<session id>" re-syncs a whole session, "p:<session id>:<index>" one paragraph."""
+
+    __tablename__ = "search_outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(64))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
