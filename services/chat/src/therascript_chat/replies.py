@@ -8,7 +8,9 @@ Then the events, one key family each: `user_message_id` (→ X-User-Message-Id h
 `keep_alive` events stand for llm-manager's "model still loading" chunks.
 
 Ending: the assistant message is stored (messages.record_message) whenever any text arrived — also when
-the client goes away (marked cancelled + truncated, partial text) or generation fails (partial text). A
+the client goes away (marked cancelled + truncated, partial text) or generation fails: llama.cpp or
+llm-manager died mid-stream (marked truncated, not cancelled, partial text; the stream ends with the
+error event, never `done`, so neither the store nor the client takes a cut-off reply as complete). A
 client disconnect cancels the Generate stream upstream, so llm-manager stops generating (§10: the
 original's stop unloaded the whole model). Error events: "Stream processing failed…" then the stream
 ends; an empty reply sends the empty-response error and then `done` (original §2.1 / ui-contract §1.A.1).
@@ -130,7 +132,7 @@ def _store_reply(deps: ChatDeps, chat_id: int, reply: _Reply) -> chat_pb2.ReplyD
     duration = usage.duration_ms if usage is not None else int((time.monotonic() - reply.started) * 1000)
     completion = usage.completion_tokens if usage is not None else _count_or_none(deps, reply.text)
     thinking_tokens = _count_or_none(deps, reply.thinking) if reply.thinking else 0
-    truncated = reply.cancelled or (usage is not None and usage.truncated)
+    truncated = reply.cancelled or reply.failed or (usage is not None and usage.truncated)
     if reply.text or reply.thinking:
         messages.record_message(deps.db, NewMessage(
             chat_id=chat_id, sender="ai", text=reply.text.strip(), thinking=reply.thinking.strip() or None,
