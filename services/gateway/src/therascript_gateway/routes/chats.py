@@ -14,7 +14,7 @@ from therascript.common.v1 import common_pb2
 
 from ..chat_stream import REPLY_DEADLINE_S, open_reply_stream, usage_json
 from ..clients import ServiceClients, get_clients
-from ..params import ChatId, SessionId
+from ..params import ChatId, Offset, SessionId
 
 router = APIRouter(tags=["chats"])
 
@@ -155,7 +155,7 @@ async def create_standalone_chat(clients: Clients) -> dict:
 
 @router.get("/chats", summary="List all standalone chats (metadata only)")
 async def list_standalone_chats(clients: Clients, limit: Annotated[int, Query(ge=0, le=1000)] = 0,
-                                offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+                                offset: Offset = 0) -> list[dict]:
     """Newest first; `limit`/`offset` are additive (none = the whole list, as the original)."""
     reply = await clients.chat.ListStandaloneChats(
         chat_pb2.ListStandaloneChatsRequest(page=common_pb2.Page(limit=limit, offset=offset)))

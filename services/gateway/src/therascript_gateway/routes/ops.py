@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from therascript.ops.v1 import ops_pb2 as pb
 
 from ..clients import ServiceClients, get_clients
+from ..params import INT32_MAX, EpochMs, Offset
 
 router = APIRouter(tags=["ops"])
 
@@ -89,13 +90,13 @@ async def usage_stats(clients: ServiceClients = Depends(get_clients)) -> dict:
 
 @router.get("/usage/logs", summary="Usage log, paged")
 async def usage_logs(
-    start: int | None = Query(None, ge=0),
-    end: int | None = Query(None, ge=0),
+    start: EpochMs = None,
+    end: EpochMs = None,
     type: str | None = Query(None, pattern="^(llm|whisper)$"),
     model: str | None = Query(None, max_length=200),
     source: str | None = Query(None, max_length=100),
-    limit: int = Query(50, ge=1),
-    offset: int = Query(0),
+    limit: int = Query(50, ge=1, le=INT32_MAX),
+    offset: Offset = 0,
     clients: ServiceClients = Depends(get_clients),
 ) -> dict:
     request = pb.UsageLogsRequest(start_ms=start, end_ms=end, type=type, model=model, source=source,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients
+from ..params import SearchFrom
 
 router = APIRouter(tags=["search"])
 
@@ -18,7 +19,7 @@ router = APIRouter(tags=["search"])
 async def search(
     q: str = Query("", max_length=1000),
     limit: int = Query(20, ge=1, le=100),
-    from_: int = Query(0, ge=0, alias="from"),
+    from_: SearchFrom = 0,
     clientName: str | None = Query(None, max_length=200),
     searchType: Literal["chat", "transcript", "all"] = "all",
     clients: ServiceClients = Depends(get_clients),
