@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from therascript.common.v1 import common_pb2
 from therascript.sessions.v1 import sessions_pb2 as pb
 from therascript.sessions.v1 import sessions_pb2_grpc
-from therascript_common.errors import InvalidArgument
+from therascript_common.errors import InvalidArgument, Unavailable
 
 from .audio import AudioService
 from .jobs import TranscriptionJobs
+from .search import TranscriptSearch
 from .sessions import MetadataUpdate, SessionService
 from .storage.tables import ParagraphRow, SessionRow, TranscriptionJobRow
 from .transcripts import SpeakerRename, TranscriptService
@@ -40,9 +41,12 @@ def session_message(row: SessionRow) -> pb.Session:
     )
 
 
-def transcript_message(rows: list[ParagraphRow]) -> pb.Transcript:
+def transcript_message(rows: list[ParagraphRow], with_words: bool = False) -> pb.Transcript:
+    """Paragraph rows → Transcript; `with_words` adds each paragraph's stored words (none when NULL)."""
     return pb.Transcript(paragraphs=[
-        pb.Paragraph(id=p.paragraph_index, timestamp_ms=p.timestamp_ms, text=p.text, speaker=p.speaker) for p in rows
+        pb.Paragraph(id=p.paragraph_index, timestamp_ms=p.timestamp_ms, text=p.text, speaker=p.speaker,
+                     words=[pb.TranscriptWord(**w) for w in (p.words or [])] if with_words else None)
+        for p in rows
     ])
 
 
@@ -60,12 +64,13 @@ def _ack(message: str) -> common_pb2.Ack:
 
 class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
     def __init__(self, sessions: SessionService, transcripts: TranscriptService, audio: AudioService,
-                 uploads: UploadService, jobs: TranscriptionJobs) -> None:
+                 uploads: UploadService, jobs: TranscriptionJobs, search: TranscriptSearch | None = None) -> None:
         self.sessions = sessions
         self.transcripts = transcripts
         self.audio = audio
         self.uploads = uploads
         self.jobs = jobs
+        self.search = search
 
     def ListSessions(self, request, context):
         rows = self.sessions.list(request.page.limit, request.page.offset)
@@ -106,6 +111,9 @@ class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
 
     def GetTranscript(self, request, context):
         return transcript_message(self.transcripts.get(request.session_id))
+
+    def GetTranscriptWords(self, request, context):
+        return transcript_message(self.transcripts.get(request.session_id), with_words=True)
 
     def UpdateParagraph(self, request, context):
         rows = self.transcripts.update_paragraph(request.session_id, request.paragraph_index, request.new_text)
@@ -149,3 +157,13 @@ class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
         r = self.jobs.readiness()
         return pb.DiarizationReadiness(ready=r.diarization_ready, model_cached=r.diarization_ready,
                                        prefetch_in_progress=r.prefetch_in_progress, error=r.error)
+
+    def SearchTranscripts(self, request, context):
+        if self.search is None:
+            raise Unavailable("Transcript search is not configured.")
+        hits, total = self.search.search(request.query, request.client_name if request.HasField("client_name") else None,
+                                         getattr(request, "from"), request.limit)
+        return pb.SearchTranscriptsResponse(total=total, hits=[
+            pb.TranscriptHit(id=h.id, session_id=h.session_id, timestamp_ms=h.timestamp_ms, snippet=h.snippet,
+                             score=h.score, highlights=h.highlights, client_name=h.client_name) for h in hits
+        ])

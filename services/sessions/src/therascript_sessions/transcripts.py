@@ -77,6 +77,7 @@ class TranscriptService:
             paragraph = _require_paragraph(session, session_id, index, InvalidArgument)
             if paragraph.text != text:
                 paragraph.text = text
+                paragraph.words = None  # the recognised words no longer match the edited text
                 session.flush()
                 refresh_token_count(session, row)
             return paragraphs_of(session, session_id)
@@ -132,6 +133,6 @@ def replace_paragraphs(session: Session, session_id: int, drafts: Sequence[Parag
     session.execute(delete(ParagraphRow).where(ParagraphRow.session_id == session_id))
     session.add_all(
         ParagraphRow(session_id=session_id, paragraph_index=d.index, timestamp_ms=d.timestamp_ms,
-                     text=d.text, speaker=d.speaker)
+                     text=d.text, speaker=d.speaker, words=d.words_json())
         for d in drafts
     )

@@ -120,3 +120,27 @@ def test_paragraph_order_follows_the_words():
     paragraphs = build_paragraphs(words)
     assert [p.index for p in paragraphs] == [0, 1, 2]
     assert [p.timestamp_ms for p in paragraphs] == [0, 2000, 4000]
+
+
+def test_paragraphs_never_mix_speakers_and_keep_every_word():
+    """Rapid turn-taking inside one sentence and without pauses (issue 11: a few-second turn must not be merged
+    into its neighbour's paragraph): every paragraph holds one speaker's words only, and all words are kept."""
+    import random
+
+    rng = random.Random(11)
+    words, t = [], 0.0
+    for position in range(400):
+        t += rng.choice([0.0, 0.05, 0.2, 0.6, 1.2])
+        words.append(Word(t, t + 0.25, f" w{position}" + rng.choice(["", "", "."]), 0.5,
+                          rng.choice(["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"])))
+        t += 0.25
+    paragraphs = build_paragraphs(words)
+    assert [w for p in paragraphs for w in p.words] == words
+    for paragraph in paragraphs:
+        assert {w.speaker for w in paragraph.words} == {paragraph.speaker}
+        assert paragraph.text == " ".join(w.text.strip() for w in paragraph.words)
+
+
+def test_words_json_keeps_timing_and_probability_in_ms():
+    paragraph = build_paragraphs([Word(1.2344, 1.5, " Hi", 0.98765, "SPEAKER_00"), Word(1.6, 1.9, "", 0.1, "SPEAKER_00")])[0]
+    assert paragraph.words_json() == [{"start_ms": 1234, "end_ms": 1500, "text": "Hi", "probability": 0.988}]

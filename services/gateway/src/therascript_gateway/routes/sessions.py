@@ -56,6 +56,13 @@ def transcript_json(t: pb.Transcript) -> list[dict]:
     return out
 
 
+def transcript_words_json(t: pb.Transcript) -> list[dict]:
+    """`transcript_json`'s paragraphs, each with `words: [{start, end (ms), text, probability}]` (issue 11)."""
+    return [dict(item, words=[{"start": w.start_ms, "end": w.end_ms, "text": w.text,
+                               "probability": round(w.probability, 3)} for w in p.words])
+            for item, p in zip(transcript_json(t), t.paragraphs, strict=True)]
+
+
 def chat_summary_json(c: chat_pb2.Chat) -> dict:
     return {"id": c.id, "sessionId": c.session_id if c.HasField("session_id") else None,
             "timestamp": c.timestamp_ms, "name": c.name if c.HasField("name") else None}
@@ -157,6 +164,13 @@ async def delete_session(session_id: SessionId, clients: ServiceClients = Depend
 async def get_transcript(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> Response:
     reply = await clients.sessions.GetTranscript(pb.SessionRef(session_id=session_id))
     return json_response(transcript_json(reply))  # serialized once (json_body.py)
+
+
+@router.get("/sessions/{session_id}/transcript/words", summary="The transcript's paragraphs with word timings",
+            response_model=list[dict])
+async def get_transcript_words(session_id: SessionId, clients: ServiceClients = Depends(get_clients)) -> Response:
+    reply = await clients.sessions.GetTranscriptWords(pb.SessionRef(session_id=session_id))
+    return json_response(transcript_words_json(reply))
 
 
 @router.patch("/sessions/{session_id}/transcript", summary="Update one paragraph's text")

@@ -4,7 +4,7 @@ The rules are the original's (original-therascript.md §6.3 step 7, `groupSegmen
 to words instead of Whisper segments so that a speaker change inside a segment starts a new paragraph.
 A paragraph is closed:
 
-- when the speaker changes (before the new word is added);
+- when the speaker changes, word by word (before the new word is added): a paragraph never mixes speakers;
 - when the gap to the next word is > 1000 ms;
 - when the text so far ends with ".", "!" or "?" and the gap to the next word is > 500 ms;
 - (ours) when it reaches SOFT_MAX_S / SOFT_MAX_WORDS and a sentence ends, or HARD_MAX_S / HARD_MAX_WORDS
@@ -12,12 +12,14 @@ A paragraph is closed:
 - at the last word.
 
 Unlike the original, empty paragraphs are dropped BEFORE indices are given, so indices are always 0..n-1.
+Each paragraph keeps its words (timing and ASR probability; the speaker is the paragraph's), stored with it
+for word-level exports and editors (`ParagraphDraft.words_json`).
 Pure functions: no I/O, no heavy imports.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from therascript_sessions.transcription.asr import Word
 
@@ -35,12 +37,20 @@ HARD_MAX_WORDS = 250
 @dataclass
 class ParagraphDraft:
     """A paragraph ready to store. index: position in the transcript, from 0. timestamp_ms: start of its
-    first word in ms (rounded). text: the words joined, stripped. speaker: their speaker label or None."""
+    first word in ms (rounded). text: the words joined, stripped. speaker: their speaker label or None (all
+    its words have this speaker). words: the words, in time order."""
 
     index: int
     timestamp_ms: int
     text: str
     speaker: str | None
+    words: list[Word] = field(default_factory=list, compare=False, repr=False)
+
+    def words_json(self) -> list[dict]:
+        """The words as stored: `[{"start_ms": int, "end_ms": int, "text": str, "probability": float}, …]`,
+        text stripped of Whisper's leading space, probability rounded to 3 decimals."""
+        return [{"start_ms": round(w.start_s * 1000), "end_ms": round(w.end_s * 1000), "text": w.text.strip(),
+                 "probability": round(float(w.probability), 3)} for w in self.words if w.text.strip()]
 
 
 def build_paragraphs(words: list[Word]) -> list[ParagraphDraft]:
@@ -62,7 +72,7 @@ def build_paragraphs(words: list[Word]) -> list[ParagraphDraft]:
             current = []
     kept = [(group, text) for group in groups if (text := _join(group))]
     return [
-        ParagraphDraft(index, round(group[0].start_s * 1000), text, group[0].speaker)
+        ParagraphDraft(index, round(group[0].start_s * 1000), text, group[0].speaker, list(group))
         for index, (group, text) in enumerate(kept)
     ]
 
