@@ -73,6 +73,18 @@ def test_set_model_loads_and_validates_its_body(api: TestClient) -> None:
     assert api.post("/api/llm/set-model", json={"modelName": NAME}).status_code == 200
 
 
+def test_set_model_takes_any_thinking_budget_minus_one_unrestricted(api: TestClient) -> None:
+    """Issue 7 item 14. Before: `thinkingBudget: -1` (what the original UI sends by default) was 400, so the UI
+    could not load a model. After: -1 (any negative) = unrestricted (null), a number = tokens (rounded)."""
+    for sent, configured in ((-1, None), (512.4, 512), (0, 0), (-0.5, None), (None, None)):
+        reply = api.post("/api/llm/set-model", json={"modelName": NAME, "contextSize": 1024, "thinkingBudget": sent})
+        assert reply.status_code == 200, (sent, reply.text)
+        assert api.get("/api/llm/status").json()["configuredThinkingBudget"] == configured, sent
+    for bad in ({"thinkingBudget": "lots"}, {"contextSize": 99_999_999_999}, {"numGpuLayers": 2**31}):
+        reply = api.post("/api/llm/set-model", json={"modelName": NAME, **bad})
+        assert reply.status_code == 400 and reply.json()["error"] == "ValidationError", (bad, reply.text)
+
+
 def test_estimate_vram_has_the_original_shape(api: TestClient) -> None:
     body = api.get(f"/api/llm/models/{NAME}/estimate-vram", params={"context_size": 4096}).json()
     assert body["context_size"] == 4096 and body["estimated_vram_bytes"] > body["breakdown"]["kv_cache_bytes"] > 0

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from therascript.llm.v1 import llm_pb2
 
 from ..clients import ServiceClients, get_clients
+from ..params import INT32_MAX
 
 router = APIRouter(prefix="/llm", tags=["llm"])
 
@@ -26,13 +27,22 @@ class _Body(BaseModel):
 
 
 class SetModelBody(_Body):
+    """The original's body (ui-contract §2). `thinkingBudget` is any number (original §1.6): negative (the UI
+    sends -1) or null = unrestricted, 0 = no thinking, else tokens (rounded, capped at int32)."""
+
     modelName: str = Field(min_length=1, max_length=255)
-    contextSize: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    topP: float | None = Field(default=None, ge=0, le=1)
-    repeatPenalty: float | None = Field(default=None, ge=0.5, le=2)
-    numGpuLayers: int | None = Field(default=None, ge=0)
-    thinkingBudget: int | None = Field(default=None, ge=0)
+    contextSize: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    topP: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    repeatPenalty: float | None = Field(default=None, ge=0.5, le=2, allow_inf_nan=False)
+    numGpuLayers: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    thinkingBudget: float | None = Field(default=None, allow_inf_nan=False)
+
+    def thinking_budget_tokens(self) -> int | None:
+        """None (unrestricted) for null or a negative number; else whole tokens, at most INT32_MAX."""
+        if self.thinkingBudget is None or self.thinkingBudget < 0:
+            return None
+        return min(round(self.thinkingBudget), INT32_MAX)
 
 
 class PullModelBody(_Body):
@@ -145,7 +155,8 @@ async def available_models(clients: ServiceClients = Depends(get_clients)) -> di
 async def set_model(body: SetModelBody, clients: ServiceClients = Depends(get_clients)) -> dict[str, str]:
     request = llm_pb2.SetModelRequest(
         model_name=body.modelName, context_size=body.contextSize, temperature=body.temperature, top_p=body.topP,
-        repeat_penalty=body.repeatPenalty, num_gpu_layers=body.numGpuLayers, thinking_budget=body.thinkingBudget,
+        repeat_penalty=body.repeatPenalty, num_gpu_layers=body.numGpuLayers,
+        thinking_budget=body.thinking_budget_tokens(),
     )
     reply = await clients.llm.SetModel(request, timeout=_SET_MODEL_TIMEOUT_S)
     return {"message": reply.message}
