@@ -139,11 +139,14 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
               f"{_speed(totals['audio_s'], totals['diarization']):>8}")
         print("  DER no-ovl c0: {:.3f}   whole pipeline: {} real time   peak RSS {:.0f} MiB".format(
             overall[("DER", 0.0, True)], _speed(totals["audio_s"], pipeline_s).strip(), peak_rss_mb()))
+        parts = score.components()
+        print("  DER c.25 = missed {missed detection:.3f} + false alarm {false alarm:.3f} + confusion {confusion:.3f}"
+              .format(**parts))
         out[mode] = {"clips": rows, "overall": {f"{m}@{c}{'/no-ovl' if s else ''}": v
                                                 for (m, c, s), v in overall.items()},
                      "speed": {stage: totals["audio_s"] / totals[stage] if totals[stage] else None
                                for stage in ("asr", "diarization", "paragraphs")},
-                     "pipeline_speed": totals["audio_s"] / pipeline_s}
+                     "pipeline_speed": totals["audio_s"] / pipeline_s, "components@0.25": parts}
     return out
 
 

@@ -194,3 +194,9 @@ class DiarizationScore:
     def totals(self) -> dict[tuple, float]:
         """Each metric over all clips added so far (total errors / total reference speech)."""
         return {key: float(abs(metric)) for key, metric in self.metrics.items()}
+
+    def components(self, collar_s: float = 0.25, skip_overlap: bool = False) -> dict[str, float]:
+        """DER's parts over all clips as fractions of the reference speech: missed, false alarm, confusion."""
+        accumulated = self.metrics[("DER", collar_s, skip_overlap)].accumulated_
+        total = accumulated["total"] or 1.0
+        return {name: accumulated[f"{name}"] / total for name in ("missed detection", "false alarm", "confusion")}
