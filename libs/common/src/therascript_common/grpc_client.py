@@ -15,10 +15,26 @@ import grpc
 from .errors import DomainError, InvalidArgument, NotFound, Unavailable
 from .logging import REQUEST_ID_METADATA_KEY, request_id_var
 
-_CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-]
+#: Keepalive: one policy for both ends of every channel (issue 7 item 7). Clients ping every KEEPALIVE_TIME_MS, with
+#: or without calls and however long a stream sends nothing (a held upload, a reply waiting on a model load), so a
+#: dead peer is found; servers (grpc_server.server_keepalive_options) accept pings twice as often. gRPC's server
+#: default accepted one ping per 5 minutes without data and answered more with GOAWAY "too_many_pings", which
+#: failed every stream on that connection (an unrelated 1 GB upload among them).
+KEEPALIVE_TIME_MS = 30_000
+
+
+def client_keepalive_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, int]]:
+    """Channel options: a ping every `keepalive_ms` ms, answered within a third of that (at least 1 s)."""
+    return [
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", max(1000, keepalive_ms // 3)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),  # keep pinging through a stream that sends nothing
+    ]
+
+
+def _channel_options(keepalive_ms: int) -> list[tuple[str, int]]:
+    return [("grpc.max_receive_message_length", 8 * 1024 * 1024), *client_keepalive_options(keepalive_ms)]
 
 
 def _with_defaults(details: Any, default_timeout_s: float) -> Any:
@@ -48,9 +64,9 @@ class _SyncDefaults(
     intercept_stream_stream = _call
 
 
-def sync_channel(target: str, default_timeout_s: float = 10.0) -> grpc.Channel:
+def sync_channel(target: str, default_timeout_s: float = 10.0, keepalive_ms: int = KEEPALIVE_TIME_MS) -> grpc.Channel:
     """A blocking channel to `target` ("host:port") with request-id and default-deadline interceptors."""
-    channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+    channel = grpc.insecure_channel(target, options=_channel_options(keepalive_ms))
     return grpc.intercept_channel(channel, _SyncDefaults(default_timeout_s))
 
 
@@ -72,10 +88,11 @@ class _AioDefaults(
     intercept_stream_stream = _call
 
 
-def aio_channel(target: str, default_timeout_s: float = 10.0) -> grpc.aio.Channel:
+def aio_channel(target: str, default_timeout_s: float = 10.0,
+                keepalive_ms: int = KEEPALIVE_TIME_MS) -> grpc.aio.Channel:
     """An asyncio channel to `target` with request-id and default-deadline interceptors."""
     return grpc.aio.insecure_channel(
-        target, options=_CHANNEL_OPTIONS, interceptors=[_AioDefaults(default_timeout_s)]
+        target, options=_channel_options(keepalive_ms), interceptors=[_AioDefaults(default_timeout_s)]
     )
 
 

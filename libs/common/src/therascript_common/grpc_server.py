@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .errors import DomainError, details_metadata
+from .grpc_client import KEEPALIVE_TIME_MS
 from .logging import REQUEST_ID_METADATA_KEY, configure_logging, request_id_var
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,22 @@ class DomainErrorInterceptor(grpc.ServerInterceptor):
         )
 
 
+def server_keepalive_options(keepalive_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, int]]:
+    """Server options matching grpc_client.client_keepalive_options(keepalive_ms): pings are accepted with or
+    without calls and as often as every `keepalive_ms / 2` ms, so no client of ours is ever sent GOAWAY
+    "too_many_pings" (issue 7 item 7). Every server of the system (sync or aio) takes these options."""
+    return [
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", keepalive_ms // 2),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
 def build_server(
     registrations: Iterable[tuple[Callable[[object, grpc.Server], None], object, str]],
     address: str,
     workers: int = 16,
+    keepalive_ms: int = KEEPALIVE_TIME_MS,
 ) -> tuple[grpc.Server, health.HealthServicer, int]:
     """Creates (not starts) a server bound to `address` ("host:port"; port 0 picks a free one).
 
@@ -99,7 +112,7 @@ def build_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         interceptors=[DomainErrorInterceptor()],
-        options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        options=[("grpc.max_receive_message_length", 8 * 1024 * 1024), *server_keepalive_options(keepalive_ms)],
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
