@@ -37,6 +37,7 @@ def _on_end(context: grpc.ServicerContext) -> Callable[[Callable[[], None]], Non
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, deps: ChatDeps) -> None:
         self.deps = deps
+        self.reply_slots = replies.ReplySlots(deps.settings.max_concurrent_replies)
 
     def CreateChat(self, request, context):
         session_id = _session_id(request)
@@ -76,8 +77,13 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return chat_pb2.DeleteSessionChatsResponse(chats_deleted=count)
 
     def SendMessage(self, request, context) -> Iterator[chat_pb2.ChatEvent]:
-        yield from replies.stream_reply(self.deps, request.chat_id, _session_id(request), request.text,
-                                        _on_end(context))
+        release = self.reply_slots.take()  # UNAVAILABLE at once beyond CHAT_MAX_CONCURRENT_REPLIES
+        on_end = _on_end(context)
+        on_end(release)
+        try:
+            yield from replies.stream_reply(self.deps, request.chat_id, _session_id(request), request.text, on_end)
+        finally:
+            release()
 
     def GetContextUsage(self, request, context):
         return context_usage.get_context_usage(self.deps, request.chat_id, _session_id(request),

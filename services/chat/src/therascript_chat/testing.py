@@ -45,7 +45,7 @@ def start_chat_service(data_dir: Path, sessions_target: str = "127.0.0.1:1", llm
     settings = ChatSettings(data_dir=data_dir, sessions_target=sessions_target, llm_target=llm_target,
                             database_url=database_url, grpc_port=0, **overrides)
     deps = build_deps(settings)
-    server, _, port = build_server(registrations(deps), "127.0.0.1:0", workers=8)
+    server, _, port = build_server(registrations(deps), "127.0.0.1:0", workers=settings.grpc_workers)
     server.start()
     return RunningChatService(server, f"127.0.0.1:{port}", deps)
 
