@@ -48,7 +48,9 @@ def test_unbuilt_endpoints_are_501_with_the_error_body(client, path):
 
 def test_unbuilt_admin_streams_are_501(client):
     assert client.get("/api/admin/export-data").status_code == 501
-    assert client.post("/api/admin/import-data").status_code == 501
+    files = {"backupFile": ("b.tar", b"x", "application/x-tar")}
+    assert client.post("/api/admin/import-data", files=files).status_code == 501
+    assert client.post("/api/admin/import-data").status_code == 400   # not multipart: refused at the edge
 
 
 def test_a_down_service_is_503_not_500(client):

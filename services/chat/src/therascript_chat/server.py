@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
+from therascript_common.admin import admin_registration
 from therascript_common.grpc_server import registration, run
 
+from .admin import build_admin
 from .clients import LlmClient, SessionsClient
 from .deps import ChatDeps
 from .servicer import ChatServicer
@@ -26,7 +28,8 @@ def build_deps(settings: ChatSettings) -> ChatDeps:
 
 
 def registrations(deps: ChatDeps) -> list:
-    return [registration(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(deps))]
+    return [registration(chat_pb2, chat_pb2_grpc, "ChatService", ChatServicer(deps)),
+            admin_registration(build_admin(deps))]
 
 
 def main() -> None:

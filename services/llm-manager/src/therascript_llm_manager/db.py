@@ -51,6 +51,18 @@ model_digests = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
 )
 
+usage_calls = sa.Table(
+    "usage_calls", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("purpose", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(255), nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("finished_at_ms", sa.BigInteger, nullable=False, index=True),
+    sqlite_autoincrement=True,
+)
+
 
 def open_database(url: str) -> sa.Engine:
     """Migrates the database at `url` to the newest revision and returns an engine for it."""
@@ -116,3 +128,41 @@ class DigestRepository:
     def forget(self, name: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(sa.delete(model_digests).where(model_digests.c.name == name))
+
+
+@dataclass(frozen=True)
+class UsageCall:
+    """One finished Generate call: tokens, wall time in ms, end time in epoch ms."""
+
+    id: int
+    purpose: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    duration_ms: int
+    finished_at_ms: int
+
+
+class UsageRepository:
+    """Records every finished generation (the one door to the LLM) and lists them for ops."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def record(self, purpose: str, model: str, prompt_tokens: int, completion_tokens: int, duration_ms: int,
+               finished_at_ms: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.insert(usage_calls).values(
+                purpose=purpose or "unknown", model=model, prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens, duration_ms=duration_ms, finished_at_ms=finished_at_ms))
+
+    def list(self, start_ms: int | None = None, end_ms: int | None = None) -> list[UsageCall]:
+        """Calls that finished in [start_ms, end_ms), newest first."""
+        query = sa.select(usage_calls)
+        if start_ms is not None:
+            query = query.where(usage_calls.c.finished_at_ms >= start_ms)
+        if end_ms is not None:
+            query = query.where(usage_calls.c.finished_at_ms < end_ms)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(usage_calls.c.finished_at_ms.desc(), usage_calls.c.id.desc()))
+            return [UsageCall(**row) for row in rows.mappings()]

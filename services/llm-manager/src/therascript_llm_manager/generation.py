@@ -22,7 +22,7 @@ import httpx
 
 from therascript_common.errors import InvalidArgument, Unavailable
 
-from .db import ModelSettings
+from .db import ModelSettings, UsageRepository
 from .models import ActiveModel
 from .runtime import Runtime
 
@@ -48,6 +48,7 @@ class GenerationRequest:
     top_p: float | None = None
     repeat_penalty: float | None = None
     seed: int | None = None
+    purpose: str = ""  # for the usage record: session_chat, analysis_map, ...
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,10 @@ class _Progress:
 class Generator:
     """Runs chat completions and token counts on the active model's runtime."""
 
-    def __init__(self, models: ActiveModel, idle_timeout_s: float = 120.0) -> None:
+    def __init__(self, models: ActiveModel, idle_timeout_s: float = 120.0, usage: UsageRepository | None = None) -> None:
         self._models = models
         self._idle_timeout_s = idle_timeout_s
+        self._usage = usage  # every finished generation is recorded here (ops' usage figures)
 
     def generate(self, request: GenerationRequest, cancellation: Cancellation) -> Iterator[Event]:
         """Streams one completion: Text chunks, Loading keep-alives, then exactly one Usage.
@@ -162,7 +164,14 @@ class Generator:
             raise Unavailable(f"The LLM runtime failed during generation: {error.__class__.__name__}") from error
         if cancellation.cancelled:
             return
-        yield _usage(progress, snap.loaded_model or "")
+        usage = _usage(progress, snap.loaded_model or "")
+        if self._usage is not None:
+            try:
+                self._usage.record(request.purpose, usage.model, usage.prompt_tokens, usage.completion_tokens,
+                                   usage.duration_ms, round(time.time() * 1000))
+            except Exception:
+                log.exception("could not record the usage of a generation")
+        yield usage
 
     def count_tokens(self, texts: list[str]) -> tuple[list[int], bool, int | None]:
         """Token counts for `texts` with the loaded model's tokenizer (llama.cpp `/tokenize`).

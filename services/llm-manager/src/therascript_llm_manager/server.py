@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
+from therascript_common.admin import AdminServicer, admin_registration
 from therascript_common.grpc_server import build_server, registration, serve_forever
 from therascript_common.logging import configure_logging
 
-from .db import DigestRepository, SettingsRepository, open_database
+from .admin import build_admin
+from .db import DigestRepository, SettingsRepository, UsageRepository, open_database
 from .generation import Generator
 from .models import ActiveModel, Launcher
 from .netpolicy import UrlPolicy
@@ -31,6 +33,7 @@ class LlmManager:
     models: ActiveModel
     pulls: PullManager
     servicer: LlmManagerServicer
+    admin: AdminServicer
 
     def close(self) -> None:
         """Stops pulls (they stay resumable) and the runtime."""
@@ -62,8 +65,8 @@ def build(settings: LlmManagerSettings) -> LlmManager:
     pulls.resume_unfinished()
     if settings.load_on_start and models.snapshot().settings.active_model:
         models.load_in_background()
-    servicer = LlmManagerServicer(store, models, Generator(models), pulls)
-    return LlmManager(settings, store, models, pulls, servicer)
+    servicer = LlmManagerServicer(store, models, Generator(models, usage=UsageRepository(engine)), pulls)
+    return LlmManager(settings, store, models, pulls, servicer, build_admin(settings, engine))
 
 
 def grpc_registration(servicer: LlmManagerServicer):
@@ -74,7 +77,7 @@ def main() -> None:
     settings = LlmManagerSettings()
     configure_logging("llm-manager", settings.log_level)
     manager = build(settings)
-    server, health, _ = build_server([grpc_registration(manager.servicer)],
+    server, health, _ = build_server([grpc_registration(manager.servicer), admin_registration(manager.admin)],
                                      f"{settings.grpc_host}:{settings.grpc_port}", settings.grpc_workers)
     try:
         serve_forever(server, health)

@@ -159,7 +159,7 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
             messages=[Message(_ROLES.get(m.role, ""), m.content) for m in request.messages],
             max_tokens=_opt(request, "max_tokens"), temperature=_opt(request, "temperature"),
             top_p=_opt(request, "top_p"), repeat_penalty=_opt(request, "repeat_penalty"),
-            seed=_opt(request, "seed"),
+            seed=_opt(request, "seed"), purpose=request.purpose,
         )
         for event in self._generator.generate(domain, cancellation):
             yield _chunk(event)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from therascript_common.admin import admin_registration
 from therascript_common.grpc_server import build_server
 
 from .models import LoadState
@@ -41,7 +42,8 @@ def start_llm_manager_with_parts(tmp_path: Path, wait_loaded: bool = True, **ove
     values.update(overrides)
     settings = LlmManagerSettings(**values)  # type: ignore[arg-type]
     manager = build(settings)
-    server, _, port = build_server([grpc_registration(manager.servicer)], "127.0.0.1:0", settings.grpc_workers)
+    server, _, port = build_server([grpc_registration(manager.servicer), admin_registration(manager.admin)],
+                                   "127.0.0.1:0", settings.grpc_workers)
     server.start()
 
     def stop() -> None:

@@ -1,26 +1,54 @@
-"""Wires the ops gRPC server. Its RPCs answer UNIMPLEMENTED (the generated base class) until the
-ops issue builds them; the server already answers grpc.health.v1."""
+"""Wires the ops gRPC server: settings → the owners' channels → the domain modules → servicer. Ops owns no
+business data (its data dir holds only import staging)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic_settings import SettingsConfigDict
+from dataclasses import dataclass
 
 from therascript.ops.v1 import ops_pb2, ops_pb2_grpc
 from therascript_common.grpc_server import registration, run
-from therascript_common.settings import ServiceSettings
+
+from .backup import Backups
+from .containers import Containers
+from .gpu import GpuStats
+from .health import HealthChecker
+from .owners import Owners
+from .servicer import OpsServicer
+from .settings import OpsSettings
+from .usage import Usage
 
 
-class OpsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="OPS_", extra="ignore")
-    grpc_port: int = 50055
-    data_dir: Path = Path("var/ops")
+@dataclass
+class OpsApp:
+    settings: OpsSettings
+    owners: Owners
+    health: HealthChecker
+    servicer: OpsServicer
+
+    def close(self) -> None:
+        self.health.close()
+        self.owners.close()
+
+
+def build(settings: OpsSettings) -> OpsApp:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    owners = Owners(settings)
+    health = HealthChecker(owners, settings)
+    servicer = OpsServicer(Backups(owners, settings), Containers(settings), GpuStats(settings.gpu_cache_s),
+                           Usage(owners, settings.rpc_timeout_s), health)
+    return OpsApp(settings, owners, health, servicer)
+
+
+def registrations(app: OpsApp) -> list:
+    return [registration(ops_pb2, ops_pb2_grpc, "OpsService", app.servicer)]
 
 
 def main() -> None:
-    servicer = ops_pb2_grpc.OpsServiceServicer()
-    run("ops", OpsSettings(), [registration(ops_pb2, ops_pb2_grpc, "OpsService", servicer)])
+    app = build(OpsSettings())
+    try:
+        run("ops", app.settings, registrations(app))
+    finally:
+        app.close()
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ from redis import Redis
 
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from therascript_common.admin import AdminServicer, admin_registration
 from therascript_common.background import Periodic
 from therascript_common.grpc_client import sync_channel
 from therascript_common.grpc_server import registration, run
 
 from . import outbox
+from .admin import build_admin
 from .audio import AudioService
 from .jobs import TranscriptionJobs
 from .servicer import SessionsServicer
@@ -36,6 +38,7 @@ class SessionsApp:
     dispatcher: outbox.OutboxDispatcher
     chat_channel: grpc.Channel
 
+    admin: AdminServicer
     loops: list[Periodic] = field(default_factory=list)
 
     def start_background(self) -> None:
@@ -78,7 +81,7 @@ def build(settings: SessionsSettings) -> SessionsApp:
         UploadService(db, jobs, settings.uploads_dir, settings.upload_max_bytes),
         jobs,
     )
-    return SessionsApp(settings, db, servicer, jobs, dispatcher, chat_channel)
+    return SessionsApp(settings, db, servicer, jobs, dispatcher, chat_channel, build_admin(settings, db, jobs))
 
 
 def main() -> None:
@@ -86,7 +89,8 @@ def main() -> None:
     app.start_background()
     try:
         run("sessions", app.settings,
-            [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", app.servicer)])
+            [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", app.servicer),
+             admin_registration(app.admin)])
     finally:
         app.stop()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from therascript_common.admin import admin_registration
 from therascript_common.grpc_server import build_server, registration
 
 from .clock import now_ms, session_date_iso
@@ -42,7 +43,8 @@ def start_sessions(data_dir: Path, redis_url: str, chat_target: str = "127.0.0.1
     app = build(settings)
     app.start_background()
     server, _, port = build_server(
-        [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", app.servicer)], "127.0.0.1:0"
+        [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", app.servicer),
+         admin_registration(app.admin)], "127.0.0.1:0"
     )
     server.start()
     return RunningSessions(f"127.0.0.1:{port}", app, server)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import grpc
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, RedirectResponse
 from grpc_health.v1 import health_pb2
+
+from therascript.ops.v1 import ops_pb2
 
 from ..clients import ServiceClients, get_clients
 
@@ -35,39 +36,62 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_STATE_NAMES = {ops_pb2.COMPONENT_STATE_CONNECTED: "connected"}
+
+
+async def _ops_readiness(clients: ServiceClients) -> ops_pb2.Readiness | None:
+    """The ops service's readiness (every component, checked in parallel), or None when ops is down."""
+    try:
+        return await clients.ops.GetReadiness(ops_pb2.Empty(), timeout=_PROBE_TIMEOUT_S + 2)
+    except grpc.RpcError:
+        return None
+
+
+def _components(readiness: ops_pb2.Readiness) -> tuple[dict[str, str], dict[str, str]]:
+    states = {c.name: _STATE_NAMES.get(c.state, "disconnected") for c in readiness.components}
+    details = {c.name: c.detail for c in readiness.components if c.detail}
+    return states, details
+
+
 @public_router.get("/health", summary="Check API, database and search health")
 async def health(clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
-    """200 `{status:'OK', database, elasticsearch, timestamp}` when the database owner (sessions) is up,
-    else 503 `DEGRADED`. The search server is reported but not yet required (search issue)."""
-    database = await _serving(clients, "sessions")
-    body = {
-        "status": "OK" if database else "DEGRADED",
-        "database": _state(database),
-        "elasticsearch": "disconnected",
-        "timestamp": _now_iso(),
-    }
-    return JSONResponse(body, status_code=200 if database else 503)
+    """`{status:'OK'|'DEGRADED', database, elasticsearch, redis, services{...}, details{...}, timestamp}` from the
+    ops service's checks: 200 when the databases answer and the search server does (or none is configured),
+    else 503. With ops down, the database owner (sessions) is probed directly and ops is reported down."""
+    readiness = await _ops_readiness(clients)
+    if readiness is None:
+        database = await _serving(clients, "sessions")
+        body = {"status": "OK" if database else "DEGRADED", "database": _state(database),
+                "elasticsearch": "disconnected", "services": {"ops": "disconnected"},
+                "details": {"ops": "the ops service is not reachable"}, "timestamp": _now_iso()}
+        return JSONResponse(body, status_code=200 if database else 503)
+    states, details = _components(readiness)
+    search_required = any(c.name == "elasticsearch" and c.required for c in readiness.components)
+    healthy = states.get("database") == "connected" and (
+        states.get("elasticsearch") == "connected" or not search_required)
+    body = {"status": "OK" if healthy else "DEGRADED", "database": states.get("database", "disconnected"),
+            "elasticsearch": states.get("elasticsearch", "disconnected"),
+            "redis": states.get("redis", "disconnected"), "services": states, "details": details,
+            "timestamp": _now_iso()}
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 @router.get("/status/readiness", summary="Readiness of the backend services")
 async def readiness(clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
-    """`{ready, services:{database, elasticsearch, llm, whisper, chat, analysis, ops}, timestamp}`.
-    `ready` follows the database only, as the original, so other outages do not block the UI; 200 when
-    ready, else 503 with the same body (ui-contract.md §2 accepts both)."""
-    names = ["sessions", "llm", "chat", "analysis", "ops"]
-    states = dict(zip(names, await asyncio.gather(*(_serving(clients, n) for n in names)), strict=True))
-    services = {
-        "database": _state(states["sessions"]),
-        "elasticsearch": "disconnected",
-        "llm": _state(states["llm"]),
-        "whisper": _state(states["sessions"]),
-        "chat": _state(states["chat"]),
-        "analysis": _state(states["analysis"]),
-        "ops": _state(states["ops"]),
-    }
-    ready = states["sessions"]
-    body = {"ready": ready, "services": services, "timestamp": _now_iso()}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    """`{ready, services:{database, elasticsearch, llm, whisper, redis, sessions, chat, …}, details, timestamp}`:
+    200 when every required component is connected (database, Redis, LLM runtime, transcriber, the owning
+    services; the search server once configured), else 503 with the same body (ui-contract.md §2 accepts
+    both). With ops down every component is reported disconnected."""
+    result = await _ops_readiness(clients)
+    if result is None:
+        names = ("database", "elasticsearch", "llm", "whisper", "redis", "ops")
+        body = {"ready": False, "services": dict.fromkeys(names, "disconnected"),
+                "details": {"ops": "the ops service is not reachable"}, "timestamp": _now_iso()}
+        return JSONResponse(body, status_code=503)
+    states, details = _components(result)
+    states["ops"] = "connected"
+    body = {"ready": result.ready, "services": states, "details": details, "timestamp": _now_iso()}
+    return JSONResponse(body, status_code=200 if result.ready else 503)
 
 
 @public_router.get("/schema", summary="Redirects to the Swagger UI", include_in_schema=True)

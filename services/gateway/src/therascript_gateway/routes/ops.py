@@ -1,5 +1,5 @@
-"""Ops endpoints: containers, GPU stats, admin, usage (ops issue). The ops service answers
-UNIMPLEMENTED for what is not built yet → 501."""
+"""Ops endpoints: containers, GPU stats, admin (export/import/reset/reindex), usage — all answered by the
+ops service, which orchestrates the owners' Admin RPCs (services/ops)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import json
 from datetime import UTC, datetime
 
 import grpc
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from streaming_form_data import StreamingFormDataParser
+from streaming_form_data.targets import BaseTarget
 
 from therascript.ops.v1 import ops_pb2 as pb
 
 from ..clients import ServiceClients, get_clients
+from ..errors import ApiError
 from ..params import INT32_MAX, EpochMs, Offset
 
 router = APIRouter(tags=["ops"])
@@ -37,43 +40,98 @@ async def gpu_stats(clients: ServiceClients = Depends(get_clients)) -> dict:
     return json.loads((await clients.ops.GetGpuStats(pb.Empty())).json)
 
 
+def _admin_status(reply: pb.AdminResult) -> int:
+    """200 when every owner succeeded; 503 when search is not configured (reindex); 502 when an owner failed."""
+    if not reply.errors:
+        return 200
+    return 503 if not reply.search_configured else 502
+
+
 @router.post("/admin/reindex-elasticsearch", summary="Rebuild the search indexes from the databases")
-async def reindex(clients: ServiceClients = Depends(get_clients)) -> dict:
-    reply = await clients.ops.ReindexSearch(pb.Empty())
-    return {"message": reply.message, "transcriptsIndexed": reply.transcripts_indexed,
+async def reindex(clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
+    """`{message, transcriptsIndexed, messagesIndexed, errors[]}`: 200, or 503 while no service has a search
+    server configured, or 502 when an owner's rebuild failed (errors says which)."""
+    reply = await clients.ops.ReindexSearch(pb.Empty(), timeout=3600)
+    body = {"message": reply.message, "transcriptsIndexed": reply.transcripts_indexed,
             "messagesIndexed": reply.messages_indexed, "errors": list(reply.errors)}
+    return JSONResponse(body, status_code=_admin_status(reply))
 
 
 @router.post("/admin/reset-all-data", summary="Reset all application data (destructive)")
-async def reset_all(clients: ServiceClients = Depends(get_clients)) -> dict:
-    reply = await clients.ops.ResetAllData(pb.Empty())
-    return {"message": reply.message, "errors": list(reply.errors)}
+async def reset_all(clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
+    """Every service's data emptied (rows, audio files, queued jobs), schemas kept, system templates seeded:
+    `{message, errors[]}` with 200, or 502 when an owner failed (errors says which; the others were reset)."""
+    reply = await clients.ops.ResetAllData(pb.Empty(), timeout=3600)
+    body = {"message": reply.message, "errors": list(reply.errors)}
+    return JSONResponse(body, status_code=200 if not reply.errors else 502)
 
 
 @router.get("/admin/export-data", summary="Export all data as a tar archive")
 async def export_data(clients: ServiceClients = Depends(get_clients)) -> StreamingResponse:
-    """Streams OpsService.ExportData as `application/x-tar`. The first chunk is read before answering, so an
-    error (UNIMPLEMENTED until the ops issue → 501) comes back as a status, not a broken download."""
+    """Streams OpsService.ExportData as `application/x-tar` (the archive and its manifest: services/ops
+    backup.py). The first chunk is read before answering, so an error (a service down → 503, another admin
+    operation running → 409) comes back as a status, not a broken download; a failure later cuts the download
+    short (no manifest: import refuses it)."""
     call = clients.ops.ExportData(pb.Empty(), timeout=3600)
     first = await call.read()
 
     async def body():
-        if first is not grpc.aio.EOF:
-            yield first.data
-        async for chunk in call:
+        chunk = first
+        while chunk is not grpc.aio.EOF:
             yield chunk.data
+            chunk = await call.read()
 
     filename = f"therascript-backup-{datetime.now(UTC).date().isoformat()}.tar"
     return StreamingResponse(body(), media_type="application/x-tar",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+class _ArchiveTarget(BaseTarget):
+    """Forwards each chunk of the `backupFile` part to OpsService.ImportData as it arrives."""
+
+    def __init__(self, call) -> None:
+        super().__init__()
+        self._call = call
+        self.seen = False
+
+    async def on_start_async(self) -> None:
+        self.seen = True
+
+    async def on_data_received_async(self, chunk: bytes) -> None:
+        if chunk:
+            await self._call.write(pb.DataChunk(data=chunk))
+
+
 @router.post("/admin/import-data", summary="Import data from a tar archive")
-async def import_data(clients: ServiceClients = Depends(get_clients)) -> dict:
-    """OpsService.ImportData (a client stream of the archive; the ops issue builds the multipart side).
-    Until then the RPC answers UNIMPLEMENTED → 501."""
+async def import_data(request: Request, clients: ServiceClients = Depends(get_clients)) -> dict:
+    """Streams the multipart field `backupFile` (a backup from export-data) into OpsService.ImportData,
+    which validates it completely before anything changes. `{message}` with 200; 400 (not multipart, no
+    `backupFile`, not a valid backup: unsafe member, checksum mismatch, newer format…), 409 (schema version
+    differs, another admin operation running), 413 (over a size or member-count limit) with the error body;
+    after any of them nothing has changed."""
+    try:
+        parser = StreamingFormDataParser(headers=request.headers)
+    except Exception:
+        raise ApiError(400, "Expected a multipart/form-data body with the field backupFile.") from None
     call = clients.ops.ImportData(timeout=3600)
-    await call.done_writing()
+    target = _ArchiveTarget(call)
+    parser.register("backupFile", target)
+    try:
+        async for chunk in request.stream():
+            await parser.adata_received(chunk)
+            if call.done():
+                break  # ops refused the archive; its status is raised below
+        if not target.seen:
+            raise ApiError(400, "The backup file is missing.", {"field": "backupFile"})
+        await call.done_writing()
+    except ApiError:
+        call.cancel()
+        raise
+    except ValueError as error:
+        call.cancel()
+        raise ApiError(400, f"Malformed upload: {error}") from None
+    except (grpc.aio.UsageError, grpc.aio.AioRpcError, RuntimeError):
+        pass  # the call already ended; awaiting it below raises its real status
     reply = await call
     return {"message": reply.message}
 
