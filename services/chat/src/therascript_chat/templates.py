@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from therascript_common.errors import Conflict, InvalidArgument, NotFound
+from therascript_common.names import clean_name, name_key
 
 from .clock import now_ms
 from .storage.tables import TemplateRow
@@ -58,9 +59,14 @@ SYSTEM_TEMPLATES: dict[str, str] = {
 
 
 def _clean(title: str, text: str) -> tuple[str, str]:
-    """Trimmed title (1..200) and text (1..10000); InvalidArgument listing the failing fields."""
-    title, text = title.strip(), text.strip()
+    """Title NFC-normalised and trimmed (1..200, no control/bidi/zero-width characters: names.clean_name) and
+    text trimmed (1..10000); InvalidArgument listing the failing fields."""
+    text = text.strip()
     failures = []
+    try:
+        title = clean_name(title)
+    except ValueError as error:
+        failures.append({"field": "title", "message": str(error)})
     if not 1 <= len(title) <= TITLE_MAX_CHARS:
         failures.append({"field": "title", "message": f"1 to {TITLE_MAX_CHARS} characters after trimming"})
     if not 1 <= len(text) <= TEXT_MAX_CHARS:
@@ -80,7 +86,8 @@ def seed_system_templates(db: sessionmaker[Session]) -> int:
         present = set(tx.scalars(select(TemplateRow.title).where(TemplateRow.title.in_(SYSTEM_TEMPLATES))))
         missing = [title for title in SYSTEM_TEMPLATES if title not in present]
         created = now_ms()
-        tx.add_all(TemplateRow(title=title, text=SYSTEM_TEMPLATES[title], created_at_ms=created) for title in missing)
+        tx.add_all(TemplateRow(title=title, title_key=name_key(title), text=SYSTEM_TEMPLATES[title],
+                               created_at_ms=created) for title in missing)
     return len(missing)
 
 
@@ -98,9 +105,9 @@ def list_templates(db: sessionmaker[Session]) -> list[TemplateRow]:
 
 
 def create_template(db: sessionmaker[Session], title: str, text: str) -> TemplateRow:
-    """A new template; Conflict if the title is taken."""
+    """A new template; Conflict if the title is taken (compared by names.name_key: case and whitespace aside)."""
     title, text = _clean(title, text)
-    row = TemplateRow(title=title, text=text, created_at_ms=now_ms())
+    row = TemplateRow(title=title, title_key=name_key(title), text=text, created_at_ms=now_ms())
     try:
         with db.begin() as tx:
             tx.add(row)
@@ -117,7 +124,7 @@ def update_template(db: sessionmaker[Session], template_id: int, title: str, tex
             row = tx.get(TemplateRow, template_id)
             if row is None:
                 raise NotFound(f"Template with ID {template_id} not found.")
-            row.title, row.text = title, text
+            row.title, row.title_key, row.text = title, name_key(title), text
     except IntegrityError as error:
         raise _duplicate(title) from error
     return row

@@ -53,5 +53,7 @@ class TemplateRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     title: Mapped[str] = mapped_column(String(200), unique=True)
+    #: names.name_key(title): case-folded, whitespace-normalised; unique, so look-alike titles are 409 (0003).
+    title_key: Mapped[str | None] = mapped_column(String(800), nullable=True, unique=True, index=True)
     text: Mapped[str] = mapped_column(Text)
     created_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch ms
