@@ -59,12 +59,14 @@ class ServiceClients:
             await channel.close()
 
 
-def get_clients(request: Request) -> ServiceClients:
+# Both dependencies are `async def` so FastAPI calls them on the event loop: a plain `def` dependency is run in the
+# thread pool, a thread hop on every request for one attribute read.
+async def get_clients(request: Request) -> ServiceClients:
     """FastAPI dependency: the process's ServiceClients (tests build the app with their own)."""
     return request.app.state.clients
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 
