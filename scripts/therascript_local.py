@@ -52,6 +52,7 @@ DEFAULT_PORTS = {
 }
 HOST = "127.0.0.1"
 TRANSCRIPTION_QUEUE = "transcription"
+ANALYSIS_QUEUE = "analysis"
 STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 30
 RESTART_BACKOFF_S = (1.0, 30.0)   # first delay before restarting a dead process, and the cap (doubling between)
@@ -66,6 +67,7 @@ class ProcessSpec:
     `argv` items are formatted with `port` (this process's port), `data_dir` and `root`.
     `health` is one of: "redis" (PING), "grpc" (grpc.health.v1 Check("") == SERVING), "http" (GET
     `health_path` → 200), "rq-worker" (alive and registered in Redis as a worker on TRANSCRIPTION_QUEUE),
+    "analysis-rq-worker" (the same on ANALYSIS_QUEUE),
     "elasticsearch" (`_cluster/health` status green or yellow).
     `service_dir`: the folder whose pyproject.toml says the console script should exist (None: a system binary).
     `stage`: processes start stage by stage, each stage once the previous one is healthy.
@@ -92,6 +94,8 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 stage=2),
     ProcessSpec("chat", (".venv/bin/therascript-chat",), "grpc", "services/chat"),
     ProcessSpec("analysis", (".venv/bin/therascript-analysis",), "grpc", "services/analysis"),
+    ProcessSpec("analysis-worker", (".venv/bin/therascript-analysis-worker",), "analysis-rq-worker",
+                "services/analysis", stage=2),   # after analysis migrated its database
     ProcessSpec("llm-manager", (".venv/bin/therascript-llm-manager",), "grpc", "services/llm-manager"),
     ProcessSpec("ops", (".venv/bin/therascript-ops",), "grpc", "services/ops"),
     ProcessSpec("gateway", (".venv/bin/therascript-gateway",), "http", "services/gateway", "/api/health", stage=2),
@@ -217,10 +221,10 @@ def elasticsearch_ok(port: int) -> bool:
         return False
 
 
-def rq_worker_ok(redis_port: int, pgid: int) -> bool:
-    """True when a worker of our process group is registered on TRANSCRIPTION_QUEUE (RQ's `rq:workers:<queue>`)."""
+def rq_worker_ok(redis_port: int, pgid: int, queue: str = TRANSCRIPTION_QUEUE) -> bool:
+    """True when a worker of our process group is registered on `queue` (RQ's `rq:workers:<queue>`)."""
     try:
-        for key in _resp_command(redis_port, "SMEMBERS", f"rq:workers:{TRANSCRIPTION_QUEUE}") or []:
+        for key in _resp_command(redis_port, "SMEMBERS", f"rq:workers:{queue}") or []:
             pid = _resp_command(redis_port, "HGET", key, "pid")
             if pid and _pgid_of(int(pid)) == pgid:
                 return True
@@ -316,6 +320,8 @@ class System:
                 return http_ok(f"http://{HOST}:{port}{running.spec.health_path}")
             case "rq-worker":
                 return rq_worker_ok(self.ports["redis"], running.popen.pid)
+            case "analysis-rq-worker":
+                return rq_worker_ok(self.ports["redis"], running.popen.pid, ANALYSIS_QUEUE)
         raise ValueError(f"unknown health check {running.spec.health!r}")
 
     def wait_healthy(self, names: list[str], timeout_s: float) -> None:
