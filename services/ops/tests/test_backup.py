@@ -11,10 +11,10 @@ import tarfile
 import time
 
 import pytest
+from ops_stack import start_stack, wav_bytes
 from redis import Redis
 from rq import Queue
 
-from conftest import start_stack, wav_bytes
 from therascript_chat.storage.tables import MessageRow
 from therascript_llm_manager.db import UsageRepository
 from therascript_sessions.testing import seed_completed_session
