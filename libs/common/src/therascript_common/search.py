@@ -30,6 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .background import Periodic
+from .errors import InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,12 @@ SNIPPET_CHARS = 300
 FRAGMENT_CHARS = 200
 MAX_RESULT_WINDOW = 10_000       # Elasticsearch's index.max_result_window: from + size never beyond it
 UNAVAILABLE = (EsConnectionError, ConnectionTimeout, TransportError)
+#: Bulk item errors that retrying cannot fix (the document itself does not fit the mapping).
+UNINDEXABLE = {"document_parsing_exception", "mapper_parsing_exception", "strict_dynamic_mapping_exception"}
 
 
-class SearchUnavailable(RuntimeError):
-    """Elasticsearch cannot be reached or refused the request (retry later)."""
+class SearchUnavailable(Unavailable):
+    """Elasticsearch cannot be reached or refused the request (retry later); gRPC UNAVAILABLE → HTTP 503."""
 
 
 def make_client(url: str, timeout_s: float = 10.0) -> Elasticsearch:
@@ -82,6 +85,7 @@ class SearchIndex:
         self.alias = alias
         self.properties = properties
         self._ready = False
+        self._lock = threading.Lock()
 
     def _create(self) -> str:
         name = f"{self.alias}-{time.time_ns() // 1_000_000}"
@@ -93,30 +97,42 @@ class SearchIndex:
         return name
 
     def ensure(self) -> None:
-        """Creates the first versioned index and the alias unless the alias exists."""
+        """Creates the first versioned index and the alias unless the alias exists; an alias left on several
+        indexes (a swap interrupted half-way) is pointed at the newest alone."""
         if self._ready:
             return
-        try:
-            if not self.client.indices.exists_alias(name=self.alias):
-                name = self._create()
-                self.client.indices.update_aliases(actions=[{"add": {"index": name, "alias": self.alias}}])
-        except UNAVAILABLE as error:
-            raise SearchUnavailable(f"Elasticsearch: {error}") from error
-        self._ready = True
+        with self._lock:
+            if self._ready:
+                return
+            try:
+                names = self.concrete()
+                if not names:
+                    name = self._create()
+                    self.client.indices.update_aliases(actions=[{"add": {"index": name, "alias": self.alias}}])
+                elif len(names) > 1:
+                    newest = max(names, key=lambda n: int(n.rsplit("-", 1)[1]) if n.rsplit("-", 1)[1].isdigit() else 0)
+                    self.client.indices.update_aliases(actions=[
+                        *({"remove": {"index": n, "alias": self.alias}} for n in names if n != newest)])
+            except UNAVAILABLE as error:
+                raise SearchUnavailable(f"Elasticsearch: {error}") from error
+            self._ready = True
 
     def concrete(self) -> list[str]:
-        """The concrete index names behind the alias (one, except during a failed swap)."""
+        """The concrete index names behind the alias (one, except after an interrupted swap)."""
         try:
             return sorted(self.client.indices.get_alias(name=self.alias).body)
         except ApiError as error:
             if error.meta.status == 404:
                 return []
-            raise
+            raise SearchUnavailable(f"Elasticsearch: {error}") from error
+        except UNAVAILABLE as error:
+            raise SearchUnavailable(f"Elasticsearch: {error}") from error
 
     def bulk(self, actions: list[dict], index: str | None = None) -> int:
         """Applies `actions` (bulk helper form: `_op_type` index|delete, `_id`, `_source`) in one request per 2000.
-        A delete of a missing document counts as done. Per-document errors that can never succeed (4xx but
-        429) are logged and dropped; SearchUnavailable for anything to retry (connection, 429, 5xx).
+        A delete of a missing document counts as done. A document Elasticsearch can never take (UNINDEXABLE
+        errors) is logged and dropped; SearchUnavailable for anything else (connection, 429, 5xx, alias trouble):
+        the caller retries.
         Returns how many actions were applied."""
         if not actions:
             return 0
@@ -132,9 +148,10 @@ class SearchIndex:
                     continue
                 op, detail = next(iter(item.items()))
                 status = detail.get("status", 0)
+                error_type = (detail.get("error") or {}).get("type", "")
                 if op == "delete" and status == 404:
                     applied += 1
-                elif status == 429 or status >= 500:
+                elif error_type not in UNINDEXABLE:
                     raise SearchUnavailable(f"Elasticsearch refused {op} {detail.get('_id')}: {detail.get('error')}")
                 else:
                     log.error("search index %s: dropping %s %s: %s", self.alias, op, detail.get("_id"),
@@ -154,10 +171,21 @@ class SearchIndex:
             raise SearchUnavailable(f"Elasticsearch: {error}") from error
 
     def search(self, body: dict) -> dict:
-        """Runs a search over the alias; the raw response body."""
+        """Runs a search over the alias; the raw response body. InvalidArgument when Elasticsearch rejects the
+        query (400: "Search query syntax error or invalid field: …", as the original)."""
         self.ensure()
         try:
-            return self.client.search(index=self.alias, body=body).body
+            try:
+                return self.client.search(index=self.alias, body=body).body
+            except ApiError as error:
+                if error.meta.status not in (404, 503):
+                    raise
+                # A search that met the old index just as a rebuild swapped the alias and deleted it: once more.
+                return self.client.search(index=self.alias, body=body).body
+        except ApiError as error:
+            if error.meta.status == 400:
+                raise InvalidArgument(f"Search query syntax error or invalid field: {error.message}") from error
+            raise SearchUnavailable(f"Elasticsearch: {error}") from error
         except UNAVAILABLE as error:
             raise SearchUnavailable(f"Elasticsearch: {error}") from error
 

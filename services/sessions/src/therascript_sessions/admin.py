@@ -11,11 +11,13 @@ from sqlalchemy import select
 from therascript.common.v1 import admin_pb2 as pb
 from therascript_common.admin import AdminData, AdminServicer
 from therascript_common.errors import InvalidArgument
+from therascript_common.search import SearchUnavailable
 
 from .jobs import TranscriptionJobs
+from .search import TranscriptSearch
 from .settings import SessionsSettings
 from .storage.database import Database
-from .storage.tables import OutboxRow, ParagraphRow, SessionRow, TranscriptionJobRow
+from .storage.tables import OutboxRow, ParagraphRow, SearchOutboxRow, SessionRow, TranscriptionJobRow
 
 WHISPER_SOURCE = "whisper_transcription"
 
@@ -59,16 +61,30 @@ def _empty_queue(jobs: TranscriptionJobs) -> None:
     jobs.reset()
 
 
-def build_admin(settings: SessionsSettings, db: Database, jobs: TranscriptionJobs) -> AdminServicer:
+def rebuild_search(search: TranscriptSearch) -> pb.RebuildSearchIndexReply:
+    """RebuildSearchIndex: the transcript index re-created from the database (new versioned index, alias swap);
+    an Elasticsearch failure is reported in `errors`, not raised."""
+    try:
+        count = search.rebuild()
+    except SearchUnavailable as error:
+        return pb.RebuildSearchIndexReply(configured=True, message="sessions: transcript index not rebuilt.",
+                                          errors=[f"sessions: {error}"])
+    return pb.RebuildSearchIndexReply(configured=True, transcripts_indexed=count,
+                                      message=f"sessions: {count} transcript paragraphs indexed.")
+
+
+def build_admin(settings: SessionsSettings, db: Database, jobs: TranscriptionJobs,
+                search: TranscriptSearch | None = None) -> AdminServicer:
     data = AdminData(
         service="sessions",
         engine=db.engine,
         tables=[SessionRow.__table__, ParagraphRow.__table__, TranscriptionJobRow.__table__],  # type: ignore[list-item]
-        transient_tables=[OutboxRow.__table__],  # type: ignore[list-item]
+        transient_tables=[OutboxRow.__table__, SearchOutboxRow.__table__],  # type: ignore[list-item]
         staging_dir=settings.data_dir / ".admin-staging",
         folders={"uploads": settings.uploads_dir},
         before_change=lambda: _empty_queue(jobs),
         validate_rows=_check_audio_files,
     )
     usage = SessionsUsage(db, settings.whisper_model or "tiny.en")
-    return AdminServicer(data, list_usage=usage.list)
+    return AdminServicer(data, list_usage=usage.list,
+                         rebuild_search=(lambda: rebuild_search(search)) if search is not None else None)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DELETE_FILE = "delete_file"                    # payload {"path": absolute path}
 DELETE_SESSION_CHATS = "delete_session_chats"  # payload {"session_id": int, "deleted_at_ms": epoch ms}
+REINDEX_SESSION_CHATS = "reindex_session_chats"  # payload {"session_id": int}: its client name changed
 # (entries written before deleted_at_ms existed have none: chat then deletes all of the session's chats)
 
 Handler = Callable[[dict], None]

@@ -19,6 +19,7 @@ from . import outbox
 from .admin import build_admin
 from .audio import AudioService
 from .jobs import TranscriptionJobs
+from .search import TranscriptSearch
 from .servicer import SessionsServicer
 from .sessions import SessionService
 from .settings import SessionsSettings
@@ -37,8 +38,8 @@ class SessionsApp:
     jobs: TranscriptionJobs
     dispatcher: outbox.OutboxDispatcher
     chat_channel: grpc.Channel
-
     admin: AdminServicer
+
     loops: list[Periodic] = field(default_factory=list)
 
     def start_background(self) -> None:
@@ -49,10 +50,14 @@ class SessionsApp:
         self.loops = [self.jobs.run_reconciler(self.settings.reconcile_interval_s),
                       self.dispatcher.run_in_background(),
                       Periodic("partial-upload-sweep", PARTIAL_STALE_S, uploads.sweep_partial_uploads).start()]
+        if self.servicer.search is not None:  # the transcript index follows the database (search.py)
+            self.loops.append(self.servicer.search.indexer.run_in_background())
 
     def stop(self) -> None:
         for loop in self.loops:
             loop.stop()
+        if self.servicer.search is not None:
+            self.servicer.search.index.client.close()
         self.chat_channel.close()
         self.db.dispose()
 
@@ -70,8 +75,14 @@ def build(settings: SessionsSettings) -> SessionsApp:
         chat.DeleteSessionChats(chat_pb2.DeleteSessionChatsRequest(
             session_id=payload["session_id"], created_at_or_before_ms=payload.get("deleted_at_ms")))
 
+    def reindex_session_chats(payload: dict) -> None:
+        chat.ReindexSessionChats(chat_pb2.ReindexSessionChatsRequest(session_id=payload["session_id"]))
+
     dispatcher = outbox.OutboxDispatcher(db, {outbox.DELETE_FILE: outbox.delete_file,
-                                              outbox.DELETE_SESSION_CHATS: delete_session_chats})
+                                              outbox.DELETE_SESSION_CHATS: delete_session_chats,
+                                              outbox.REINDEX_SESSION_CHATS: reindex_session_chats})
+    search = TranscriptSearch(db, settings.elasticsearch_url, settings.elasticsearch_index,
+                              settings.elasticsearch_timeout_s)
     jobs = TranscriptionJobs(db, redis, settings.queue_name, settings.max_attempts, settings.heartbeat_timeout_s,
                              settings.job_timeout_s)
     servicer = SessionsServicer(
@@ -80,8 +91,9 @@ def build(settings: SessionsSettings) -> SessionsApp:
         AudioService(db, settings.uploads_dir, dispatcher),
         UploadService(db, jobs, settings.uploads_dir, settings.upload_max_bytes),
         jobs,
+        search,
     )
-    return SessionsApp(settings, db, servicer, jobs, dispatcher, chat_channel, build_admin(settings, db, jobs))
+    return SessionsApp(settings, db, servicer, jobs, dispatcher, chat_channel, build_admin(settings, db, jobs, search))
 
 
 def main() -> None:

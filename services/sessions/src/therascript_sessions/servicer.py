@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from therascript.common.v1 import common_pb2
 from therascript.sessions.v1 import sessions_pb2 as pb
 from therascript.sessions.v1 import sessions_pb2_grpc
-from therascript_common.errors import InvalidArgument
+from therascript_common.errors import InvalidArgument, Unavailable
 
 from .audio import AudioService
 from .jobs import TranscriptionJobs
+from .search import TranscriptSearch
 from .sessions import MetadataUpdate, SessionService
 from .storage.tables import ParagraphRow, SessionRow, TranscriptionJobRow
 from .transcripts import SpeakerRename, TranscriptService
@@ -63,12 +64,13 @@ def _ack(message: str) -> common_pb2.Ack:
 
 class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
     def __init__(self, sessions: SessionService, transcripts: TranscriptService, audio: AudioService,
-                 uploads: UploadService, jobs: TranscriptionJobs) -> None:
+                 uploads: UploadService, jobs: TranscriptionJobs, search: TranscriptSearch | None = None) -> None:
         self.sessions = sessions
         self.transcripts = transcripts
         self.audio = audio
         self.uploads = uploads
         self.jobs = jobs
+        self.search = search
 
     def ListSessions(self, request, context):
         rows = self.sessions.list(request.page.limit, request.page.offset)
@@ -155,3 +157,13 @@ class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
         r = self.jobs.readiness()
         return pb.DiarizationReadiness(ready=r.diarization_ready, model_cached=r.diarization_ready,
                                        prefetch_in_progress=r.prefetch_in_progress, error=r.error)
+
+    def SearchTranscripts(self, request, context):
+        if self.search is None:
+            raise Unavailable("Transcript search is not configured.")
+        hits, total = self.search.search(request.query, request.client_name if request.HasField("client_name") else None,
+                                         getattr(request, "from"), request.limit)
+        return pb.SearchTranscriptsResponse(total=total, hits=[
+            pb.TranscriptHit(id=h.id, session_id=h.session_id, timestamp_ms=h.timestamp_ms, snippet=h.snippet,
+                             score=h.score, highlights=h.highlights, client_name=h.client_name) for h in hits
+        ])

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from therascript_common.errors import InvalidArgument, NotFound
 
-from . import outbox
+from . import outbox, search
 from .clock import now_ms, session_date_iso
 from .storage.database import Database
 from .storage.tables import SessionRow
@@ -19,6 +19,8 @@ from .storage.tables import SessionRow
 #: duration — is server-owned and cannot be set; API-CONTRACT.md Part C).
 EDITABLE_TEXT_FIELDS = ("client_name", "session_name", "session_type", "therapy", "file_name")
 MAX_TEXT_LENGTH = 200
+#: Metadata copied into every paragraph's search document (search.py).
+INDEXED_FIELDS = ("client_name", "session_name", "date", "session_type", "therapy")
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,14 @@ class SessionService:
             raise InvalidArgument("No metadata provided for update.")
         with self._db.transaction() as session:
             row = require_session(session, session_id)
+            indexed_change = any(getattr(row, f) != v for f, v in changes.items() if f in INDEXED_FIELDS)
+            client_changed = "client_name" in changes and row.client_name != changes["client_name"]
             for field, value in changes.items():
                 setattr(row, field, value)
+            if indexed_change:
+                search.record_session(session, session_id)
+            if client_changed:  # the message index holds the session's client name too
+                outbox.record(session, outbox.REINDEX_SESSION_CHATS, {"session_id": session_id})
             return row
 
     def delete(self, session_id: int) -> None:
@@ -92,5 +100,6 @@ class SessionService:
             if row.audio_path:
                 outbox.record(session, outbox.DELETE_FILE, {"path": str(self._uploads_dir / row.audio_path)})
             outbox.record(session, outbox.DELETE_SESSION_CHATS, {"session_id": session_id, "deleted_at_ms": now_ms()})
+            search.record_session(session, session_id)
             session.delete(row)
         self._dispatcher.deliver_pending()

@@ -23,6 +23,9 @@ class SessionsSettings(ServiceSettings):
     data_dir: Path = Path("var/sessions")
     redis_url: str = "redis://127.0.0.1:6390/0"
     chat_target: str = "127.0.0.1:50052"
+    elasticsearch_url: str = "http://127.0.0.1:9201"   # the transcript index's server (search.py)
+    elasticsearch_index: str = "therascript-transcripts"  # the alias; concrete indexes are <alias>-<epoch ms>
+    elasticsearch_timeout_s: float = 10.0
     upload_max_bytes: int = Field(default=1024**3, gt=0)
 
     queue_name: str = "transcription"

@@ -37,7 +37,10 @@ class RunningSessions:
 
 
 def start_sessions(data_dir: Path, redis_url: str, chat_target: str = "127.0.0.1:1", **overrides) -> RunningSessions:
-    """Starts a sessions gRPC server (with its reconciler and outbox loops) on a free port."""
+    """Starts a sessions gRPC server (with its reconciler and outbox loops) on a free port. Its search index
+    goes nowhere (an unreachable Elasticsearch) unless `elasticsearch_url` is given: a test never writes into a
+    developer's running index."""
+    overrides.setdefault("elasticsearch_url", "http://127.0.0.1:1")
     settings = SessionsSettings(data_dir=data_dir, redis_url=redis_url, chat_target=chat_target,
                                 grpc_port=0, **overrides)
     app = build(settings)

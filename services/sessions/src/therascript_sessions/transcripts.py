@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from therascript_common.errors import InvalidArgument, NotFound
 
+from . import search
 from .sessions import clean_text, require_session
 from .storage.database import Database
 from .storage.tables import ParagraphRow, SessionRow
@@ -80,6 +81,7 @@ class TranscriptService:
                 paragraph.words = None  # the recognised words no longer match the edited text
                 session.flush()
                 refresh_token_count(session, row)
+                search.record_paragraph(session, session_id, index)
             return paragraphs_of(session, session_id)
 
     def delete_paragraph(self, session_id: int, index: int) -> list[ParagraphRow]:
@@ -88,6 +90,7 @@ class TranscriptService:
             row = require_session(session, session_id)
             _require_completed(row)
             session.delete(_require_paragraph(session, session_id, index, NotFound))
+            search.record_paragraph(session, session_id, index)
             session.flush()
             refresh_token_count(session, row)
             return paragraphs_of(session, session_id)
@@ -97,6 +100,7 @@ class TranscriptService:
         with self._db.transaction() as session:
             _require_completed(require_session(session, session_id))
             _require_paragraph(session, session_id, index, InvalidArgument).speaker = label
+            search.record_paragraph(session, session_id, index)
 
     def rename_speakers(self, session_id: int, renames: list[SpeakerRename]) -> int:
         """Applies every `from → to` pair at once in one UPDATE (so a swap A↔B works, unlike the
@@ -125,12 +129,14 @@ class TranscriptService:
                 .where(ParagraphRow.session_id == session_id, ParagraphRow.speaker.in_(list(pairs)))
                 .values(speaker=case(pairs, value=ParagraphRow.speaker))
             )
+            search.record_session(session, session_id)
         return len(pairs)
 
 
 def replace_paragraphs(session: Session, session_id: int, drafts: Sequence[ParagraphDraft]) -> None:
     """Replaces a session's paragraphs (idempotent: a retried job never duplicates them)."""
     session.execute(delete(ParagraphRow).where(ParagraphRow.session_id == session_id))
+    search.record_session(session, session_id)  # the search index follows, from the same transaction
     session.add_all(
         ParagraphRow(session_id=session_id, paragraph_index=d.index, timestamp_ms=d.timestamp_ms,
                      text=d.text, speaker=d.speaker, words=d.words_json())
