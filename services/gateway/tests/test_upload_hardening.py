@@ -207,3 +207,24 @@ def test_sessions_killed_mid_upload_is_503_with_the_error_body(tmp_path, redis_u
     assert status == 503, raw
     body = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert body["error"] == "ServiceUnavailableError" and body["message"]
+
+
+@pytest.mark.parametrize("field", ["clientName", "sessionName", "sessionType", "therapy"])
+def test_upload_names_with_control_bidi_or_zero_width_characters_are_400(client, sessions, tone, field):
+    """Issue 7 item 13. Before: a clientName with U+202E (or NUL, CR/LF, U+200B) was stored as sent."""
+    before = _stored(sessions.app.settings.uploads_dir)
+    for bad in ("Eve\u202eliF", "A\x00B", "Two\r\nlines", "Zero\u200bwidth"):
+        with tone.open("rb") as file:
+            response = client.post("/api/sessions/upload", data={**FORM, field: bad},
+                                   files={"audioFile": ("tone.wav", file, "audio/wav")})
+        body = _assert_error(response, 400)
+        assert any(d["field"] == field for d in body["details"]), body
+    assert _settles_to(sessions.app.settings.uploads_dir, before)
+
+
+def test_upload_names_are_stored_nfc_and_trimmed(client, tone):
+    with tone.open("rb") as file:
+        response = client.post("/api/sessions/upload", data={**FORM, "clientName": "  Cafe\u0301 "},
+                               files={"audioFile": ("tone.wav", file, "audio/wav")})
+    assert response.status_code == 202, response.text
+    assert client.get(f"/api/sessions/{response.json()['sessionId']}").json()["clientName"] == "Caf\u00e9"

@@ -29,4 +29,4 @@ Name100 = Annotated[str, _Clean, Field(min_length=1, max_length=100)]
 Name50 = Annotated[str, _Clean, Field(min_length=1, max_length=50)]
 FileName = Annotated[str, _Clean, Field(min_length=1, max_length=255)]
 #: As Name200, but blank means "no name" (None), as chat renames have it.
-ClearableName200 = Annotated[str | None, BeforeValidator(_blank_is_none), Field(min_length=1, max_length=200)]
+ClearableName200 = Annotated[Name200 | None, BeforeValidator(_blank_is_none)]

@@ -14,6 +14,7 @@ from therascript.common.v1 import common_pb2
 
 from ..chat_stream import REPLY_DEADLINE_S, open_reply_stream, usage_json
 from ..clients import ServiceClients, get_clients
+from ..fields import ClearableName200, Name50
 from ..params import ChatId, Offset, SessionId
 
 router = APIRouter(tags=["chats"])
@@ -49,8 +50,8 @@ def message_json(m: chat_pb2.Message) -> dict:
 
 # --- request bodies -----------------------------------------------------------------------------
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+Name = ClearableName200  # NFC, trimmed, no control/bidi/zero-width characters; blank = no name
+Tag = Name50
 
 
 class MessageBody(BaseModel):
@@ -63,13 +64,13 @@ class MessageBody(BaseModel):
 class RenameBody(BaseModel):
     """`{name?: string|null}`; blank or absent clears the name."""
 
-    name: Name | None = None
+    name: Name = None
 
 
 class DetailsBody(BaseModel):
     """`{name?: string|null, tags?: string[]|null}` — a full replacement (absent = cleared)."""
 
-    name: Name | None = None
+    name: Name = None
     tags: list[Tag] | None = Field(None, max_length=10)
 
 

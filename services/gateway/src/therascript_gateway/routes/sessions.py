@@ -14,6 +14,7 @@ from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients, get_settings, optional_call
 from ..errors import ApiError
+from ..fields import FileName, Name100, Name200
 from ..json_body import enum_names, json_response
 from ..params import ParagraphIndex, SessionId
 from ..settings import GatewaySettings
@@ -74,12 +75,14 @@ class _Strict(BaseModel):
 
 
 class MetadataBody(_Strict):
-    clientName: str | None = Field(None, min_length=1, max_length=200)
-    sessionName: str | None = Field(None, min_length=1, max_length=200)
+    """Names are NFC, trimmed, free of control/bidi/zero-width characters (fields.py, issue 7 item 13)."""
+
+    clientName: Name200 | None = None
+    sessionName: Name200 | None = None
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    sessionType: str | None = Field(None, min_length=1, max_length=200)
-    therapy: str | None = Field(None, min_length=1, max_length=200)
-    fileName: str | None = Field(None, min_length=1, max_length=255)
+    sessionType: Name200 | None = None
+    therapy: Name200 | None = None
+    fileName: FileName | None = None
     showSpeakers: bool | None = None
 
 
@@ -89,13 +92,13 @@ class ParagraphEditBody(_Strict):
 
 
 class SpeakerBody(_Strict):
-    speaker: str = Field(min_length=1, max_length=100)
+    speaker: Name100
 
 
 class SpeakerRenameBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    source: str = Field(alias="from", min_length=1, max_length=100)
-    to: str = Field(min_length=1, max_length=100)
+    source: Name100 = Field(alias="from")
+    to: Name100
 
 
 # --- sessions -----------------------------------------------------------------------------------

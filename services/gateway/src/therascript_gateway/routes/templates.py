@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from therascript.chat.v1 import chat_pb2
 
 from ..clients import ServiceClients, get_clients
+from ..fields import Name200
 from ..params import TemplateId
 
 router = APIRouter(tags=["templates"])
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Name200  # NFC, trimmed, no control/bidi/zero-width characters; uniqueness is the chat service's (409)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
 
