@@ -325,7 +325,7 @@ def test_only_the_gateway_is_reachable_from_outside_and_stores_only_from_their_o
             callers = allowed_callers(docs, workload_name, port)
             assert callers is not None and "gateway" in callers and workload_name not in callers, workload_name
     assert allowed_callers(docs, "redis", 6379) == {"sessions", "transcriber", "analysis", "analysis-worker", "ops"}
-    assert allowed_callers(docs, "elasticsearch", 9200) == {"sessions", "transcriber", "chat"}
+    assert allowed_callers(docs, "elasticsearch", 9200) == {"sessions", "transcriber", "chat", "ops"}
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -414,3 +414,30 @@ def test_the_ingress_route_sends_api_to_the_gateway_with_the_upload_limit(render
     limit = middleware["spec"]["buffering"]["maxRequestBodyBytes"]
     assert 1024**3 <= limit <= 1024**3 + 16 * 1024**2
     assert ("gateway", 3001) in service_ports(docs)
+
+
+def console_scripts(package: str) -> set[str]:
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "services" / package / "pyproject.toml").read_text())
+    return set(pyproject["project"]["scripts"])
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_commands_are_the_services_console_scripts_and_worker_probes_watch_their_queue(
+        rendered, settings_env, name) -> None:
+    docs = rendered[name]
+    for workload_name, (package, prefix, _) in OURS.items():
+        workload = workloads(docs)[workload_name]
+        command = container(workload).get("command")
+        if command:   # else the image's CMD (services/<package>/Dockerfile)
+            assert command[0] in console_scripts(package), f"{workload_name}: {command[0]} is no console script"
+        env = container_env(docs, workload)
+        for probe in ("readinessProbe", "livenessProbe"):
+            argv = container(workload)[probe].get("exec", {}).get("command")
+            if not argv:
+                continue
+            assert argv[:2] == ["therascript-healthcheck", "rq-worker"], f"{workload_name} {probe}"
+            queue, url_variable = argv[2:]
+            assert queue == settings_env[prefix][f"{prefix}QUEUE_NAME"], f"{workload_name} watches {queue}"
+            assert url_variable in env, f"{workload_name} {probe} reads {url_variable}, which it is not given"

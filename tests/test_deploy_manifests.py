@@ -112,21 +112,54 @@ def test_traefik_routes_api_to_the_gateway_with_an_upload_body_limit() -> None:
 
 # --- Dockerfiles ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("service", ["gateway", "sessions", "analysis", "ops", "chat", "llm-manager"])
-def test_dockerfiles_are_slim_non_root_and_generate_the_stubs(service) -> None:
+BASE_DOCKERFILE = DEPLOY / "images" / "base.Dockerfile"
+SERVICE_DOCKERFILES = ["gateway", "sessions", "analysis", "ops", "chat", "llm-manager"]
+
+
+def stages(path: Path) -> dict[str, str]:
+    """Stage name (or its index when unnamed) → the stage's text, FROM line first."""
+    parts = re.split(r"^(?=FROM )", path.read_text(), flags=re.M)[1:]
+    out = {}
+    for index, part in enumerate(parts):
+        match = re.match(r"FROM \S+(?: AS (\S+))?", part)
+        assert match, part.splitlines()[0]
+        out[match.group(1) or str(index)] = part
+    return out
+
+
+def test_the_shared_base_pins_python_generates_the_stubs_and_makes_the_non_root_user() -> None:
+    text = BASE_DOCKERFILE.read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=docker\.io/library/python:3\.11-slim-bookworm$", text, re.M)
+    base = stages(BASE_DOCKERFILE)
+    assert set(base) == {"build", "runtime"} and all(s.startswith("FROM ${PYTHON_IMAGE}") for s in base.values())
+    assert "proto/generate.py" in base["build"] and "grpcio-tools==" in base["build"]
+    assert "grpcio-tools" not in base["runtime"] and "--uid 10001" in base["runtime"]
+    assert "therascript-healthcheck" in base["runtime"]
+
+
+@pytest.mark.parametrize("service", SERVICE_DOCKERFILES)
+def test_service_dockerfiles_build_on_the_shared_base_non_root_with_a_healthcheck(service) -> None:
     path = ROOT / "services" / service / "Dockerfile"
-    if not path.exists():
-        pytest.fail(f"services/{service}/Dockerfile is missing")
     text = path.read_text()
-    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
-    assert "proto/generate.py" in text
-    users = re.findall(r"^USER (\S+)", text, re.M)
-    assert users and all(user not in ("root", "0") for user in users)
+    assert "ARG BASE_BUILD=therascript/base-build:dev" in text and "ARG BASE_RUNTIME=therascript/base-runtime:dev" in text
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert set(froms) <= {"${BASE_BUILD}", "${BASE_RUNTIME}", *stages(path)}, f"{service}: {froms}"
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "proto/generate.py" not in code and "grpcio-tools" not in code   # the base did that, once
+    # No BuildKit-only syntax: buildah 1.28 (podman 4.3) builds these too.
+    assert not re.search(r"<<\s*['\"]?[A-Z]+", text) and "--link" not in text
+    finals = [stage for stage in stages(path).values() if re.search(r"^CMD ", stage, re.M)]
+    assert finals, service
+    for stage in finals:
+        users = re.findall(r"^USER (\S+)", stage, re.M)
+        assert users and users[-1] == "10001", f"{service}: {stage.splitlines()[0]}"
+        assert re.search(r'^HEALTHCHECK .*CMD \["therascript-healthcheck", "(grpc|http|rq-worker)"', stage, re.M | re.S)
+        assert "COPY --from=build" in stage, "the runtime copies the venv, nothing else"
 
 
 def test_torch_is_only_in_the_transcriber_image() -> None:
-    stages = re.split(r"^FROM ", (ROOT / "services" / "sessions" / "Dockerfile").read_text(), flags=re.M)[1:]
-    with_extra = [stage.splitlines()[0] for stage in stages if "[transcriber]" in stage]
-    assert with_extra == ["stubs AS build-transcriber"]
-    final = stages[-1]
-    assert final.startswith("runtime AS sessions") and "build-sessions" in final
+    sessions = stages(ROOT / "services" / "sessions" / "Dockerfile")
+    assert [name for name, stage in sessions.items() if "[transcriber]" in stage] == ["build-transcriber"]
+    assert "--from=build-transcriber" in sessions["transcriber"]
+    assert "--from=build-sessions" in sessions["sessions"] and "transcriber" not in sessions["sessions"].split("\n", 1)[1]
+    assert list(sessions)[-1] == "sessions"   # a plain `docker build` gives the gRPC server

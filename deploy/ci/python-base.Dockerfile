@@ -1,0 +1,10 @@
+# CI only: a stand-in for docker.io/library/python:3.11-slim-bookworm (no registry is reachable), from the
+# Debian bookworm minbase that local-images.sh makes with mmdebstrap. Python 3.11 (Debian's) in a venv at
+# /usr/local, so `python`, `pip` are on PATH as in the official image. The host's CA bundle is trusted (pip would
+# fail with CERTIFICATE_VERIFY_FAILED behind the host's TLS-inspecting egress otherwise).
+FROM localhost/therascript-ci/bookworm-minbase:latest
+COPY host-ca/ /usr/local/share/ca-certificates/
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+RUN python3 -m venv /usr/local && ln -sf /usr/local/bin/python3 /usr/local/bin/python
+ENV LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+CMD ["python3"]
