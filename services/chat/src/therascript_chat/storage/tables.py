@@ -57,3 +57,15 @@ class TemplateRow(Base):
     title_key: Mapped[str | None] = mapped_column(String(800), nullable=True, unique=True, index=True)
     text: Mapped[str] = mapped_column(Text)
     created_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch ms
+
+
+class SearchOutboxRow(Base):
+    """A change to indexed message content (search.py), written in the same transaction as the change:
+    `target` "m:<message id>", "c:<chat id>" or "S:<session id>"."""
+
+    __tablename__ = "search_outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(64))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
