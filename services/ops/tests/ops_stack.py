@@ -90,7 +90,7 @@ def start_stack(root: Path, **ops_overrides) -> Iterator[Stack]:
     settings = OpsSettings(data_dir=root / "ops", grpc_port=0, sessions_target=sessions.target,
                            chat_target=chat.target, llm_target=llm_target,
                            analysis_target=f"127.0.0.1:{analysis_port}", redis_url=redis.url,
-                           docker_host="unix://" + str(root / "no-docker.sock"), **ops_overrides)
+                           **{"docker_host": "unix://" + str(root / "no-docker.sock"), **ops_overrides})
     ops = build(settings)
     ops_server, _, ops_port = build_server(registrations(ops), "127.0.0.1:0")
     ops_server.start()

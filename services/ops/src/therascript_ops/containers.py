@@ -55,8 +55,10 @@ class Containers:
         return docker.from_env(timeout=self._settings.docker_timeout_s)
 
     def _project_containers(self, client) -> list:
-        label = f"{COMPOSE_PROJECT_LABEL}={self._settings.compose_project}"
-        return client.containers.list(all=True, sparse=True, filters={"label": label})
+        """The engine filters by the compose project label; the labels are checked again here."""
+        project = self._settings.compose_project
+        listed = client.containers.list(all=True, sparse=True, filters={"label": f"{COMPOSE_PROJECT_LABEL}={project}"})
+        return [c for c in listed if (c.attrs.get("Labels") or {}).get(COMPOSE_PROJECT_LABEL) == project]
 
     def _docker(self) -> dict[str, Any]:
         from docker.errors import DockerException
