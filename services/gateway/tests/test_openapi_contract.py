@@ -43,3 +43,70 @@ def test_every_contract_endpoint_is_in_the_openapi_document():
 def test_docs_are_served_at_api_docs():
     spec = create_app(GatewaySettings()).openapi()
     assert spec["info"]["title"] == "Therascript API"
+
+
+# --- the document describes what the API answers (issue 7) ------------------------------------------
+def _document() -> dict:
+    """/api/docs/json as a client fetches it."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(GatewaySettings(api_token="t"))) as client:
+        response = client.get("/api/docs/json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def _operations(spec: dict):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def test_every_operation_declares_its_error_responses_with_the_error_schema():
+    """Before: only 200 and 422 were declared (the API never answers 422, and schemathesis found 114 responses
+    with undocumented 400/401/404/409/413/503 codes)."""
+    spec = _document()
+    error = spec["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"error", "message"}
+    public = {"/api/health", "/api/schema"}
+    for method, path, operation in _operations(spec):
+        responses = operation["responses"]
+        where = f"{method.upper()} {path}"
+        assert "422" not in responses, where
+        if path not in public:
+            assert "401" in responses, where
+        if path not in public | {"/api/status/readiness"}:
+            assert {"501", "503", "504"} <= set(responses), where
+        if operation.get("parameters") or "requestBody" in operation:
+            assert "400" in responses, where
+        if "requestBody" in operation:
+            assert "413" in responses, where
+        if method in ("post", "put", "patch", "delete"):
+            assert "409" in responses, where
+        for status, response in responses.items():
+            if int(status) >= 400 and not (path in public | {"/api/status/readiness"} and status == "503"):
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, \
+                    (where, status)
+
+
+def test_the_upload_declares_its_multipart_form():
+    """Before: the upload had no requestBody, so no client or fuzzer could generate one."""
+    operation = _document()["paths"]["/api/sessions/upload"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["audioFile"] == {"type": "string", "format": "binary"}
+    assert set(form["required"]) == {"audioFile", "clientName", "sessionName", "date", "sessionType", "therapy"}
+    assert form["properties"]["numSpeakers"]["type"] == "integer"
+    assert {"400", "408", "413", "503"} <= set(operation["responses"])
+
+
+def test_every_integer_parameter_is_bounded():
+    """Issue 7 item 12: every number in a path or query has a maximum (params.py), so none can overflow a
+    protobuf int32/int64 field (500) — including routes that still answer 501."""
+    unbounded = []
+    for method, path, operation in _operations(_document()):
+        for parameter in operation.get("parameters", []):
+            schema = parameter["schema"]
+            options = schema.get("anyOf", [schema])
+            if any(o.get("type") == "integer" and "maximum" not in o and "exclusiveMaximum" not in o for o in options):
+                unbounded.append(f"{method.upper()} {path} {parameter['name']}")
+    assert not unbounded, unbounded

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from .clients import ServiceClients
 from .errors import install_error_handlers
 from .middleware import EdgeGuardMiddleware, RequestContextMiddleware, require_token
+from .openapi import install_openapi
 from .routes import analysis, chats, llm, meta, ops, search, sessions, templates
 from .settings import GatewaySettings
 from .uploads import UploadSlots
@@ -45,6 +46,7 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
     if clients is not None:
         app.state.clients = clients
     install_error_handlers(app)
+    install_openapi(app)
     # Innermost first: the token and body cap run before routing (so before a body is read), inside CORS.
     app.add_middleware(EdgeGuardMiddleware, api_token=settings.api_token, max_body_bytes=settings.json_body_max_bytes)
     app.add_middleware(

@@ -53,7 +53,10 @@ def _components(readiness: ops_pb2.Readiness) -> tuple[dict[str, str], dict[str,
     return states, details
 
 
-@public_router.get("/health", summary="Check API, database and search health")
+_DEGRADED = {503: {"description": "Degraded: the same body, with the failing parts `disconnected`"}}
+
+
+@public_router.get("/health", summary="Check API, database and search health", responses=_DEGRADED)
 async def health(clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
     """`{status:'OK'|'DEGRADED', database, elasticsearch, redis, services{...}, details{...}, timestamp}` from the
     ops service's checks: 200 when the databases answer and the search server does (or none is configured),
@@ -76,7 +79,7 @@ async def health(clients: ServiceClients = Depends(get_clients)) -> JSONResponse
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-@router.get("/status/readiness", summary="Readiness of the backend services")
+@router.get("/status/readiness", summary="Readiness of the backend services", responses=_DEGRADED)
 async def readiness(clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
     """`{ready, services:{database, elasticsearch, llm, whisper, redis, sessions, chat, …}, details, timestamp}`:
     200 when every required component is connected (database, Redis, LLM runtime, transcriber, the owning
