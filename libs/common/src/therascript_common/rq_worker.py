@@ -8,6 +8,8 @@ import logging
 import time
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,23 @@ def worker_redis(url: str) -> Redis:
 
 def work_until_stopped(queue_name: str, redis: Redis, restart_pause_s: float = 2.0) -> None:
     """Runs RQ SimpleWorkers on `queue_name` until a shutdown is requested (SIGTERM/SIGINT). rq's work loop
-    returns on a Redis timeout or an unexpected error; a worker must not vanish because Redis hiccuped, so a
-    fresh one starts after `restart_pause_s` seconds."""
+    returns on a Redis timeout or an unexpected error, and raises when Redis is gone (its teardown cannot
+    reach it; so did starting a worker while Redis was down); a worker must not vanish because Redis went
+    away, so a fresh one starts after `restart_pause_s` seconds, for as long as Redis stays away."""
     from rq import Queue, SimpleWorker  # rq is a dependency of the services that run workers, not of this lib
 
     while True:
-        worker = SimpleWorker([Queue(queue_name, connection=redis)], connection=redis)
-        worker.work(with_scheduler=False)
+        worker: SimpleWorker | None = None
+        try:
+            worker = SimpleWorker([Queue(queue_name, connection=redis)], connection=redis)  # asks Redis already
+            worker.work(with_scheduler=False)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            if worker is not None and (worker._stop_requested or worker._shutdown_requested_date is not None):
+                return
+            log.warning("the RQ worker on %s lost Redis (%s); waiting %.0f s for it", queue_name, error,
+                        restart_pause_s)
+            time.sleep(restart_pause_s)
+            continue
         # rq's own SIGTERM/SIGINT handler sets the date (idle) and the flag (busy); either means "stop".
         if worker._stop_requested or worker._shutdown_requested_date is not None:
             return

@@ -5,7 +5,10 @@ The database row is the truth; the RQ job is only the delivery. The reconciler (
 service) makes every job end `completed` or `failed` — never stuck (original §10 reliability 3):
 - a running job whose heartbeat stopped (worker killed) is retried with attempt + 1, up to
   `max_attempts`, then failed;
-- a queued job whose RQ job vanished (Redis flushed, queue reset) is re-enqueued the same way.
+- a queued job whose RQ job vanished (Redis restarted without it, or flushed) is enqueued again as the
+  same attempt: a delivery that was lost is not an attempt, so it costs the job none.
+While Redis cannot be reached, a pass decides nothing (a retry could not be enqueued, and an unreachable
+queue says nothing about the job): Redis being away never burns an attempt (issue 7 item 11).
 `attempt` fences stale runs: a run only writes while its attempt is the row's current one.
 """
 
@@ -18,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -121,16 +126,37 @@ class TranscriptionJobs:
         return removed, len(active)
 
     def reconcile(self) -> int:
-        """One pass of the reconciler; returns how many jobs it retried or failed."""
+        """One pass of the reconciler; returns how many jobs it retried, enqueued again or failed. While
+        Redis is unreachable it does nothing and returns 0 (the next pass after Redis is back decides)."""
+        try:
+            self._redis.ping()
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            log.warning("reconciler: Redis is unreachable (%s); deciding nothing until it is back", error)
+            return 0
         acted = 0
         with self._db.transaction() as session:
             jobs = list(session.scalars(select(TranscriptionJobRow).where(TranscriptionJobRow.status.in_(ACTIVE_STATUSES))))
         for job in jobs:
-            problem = self._problem(job)
-            if problem:
-                self._retry_or_fail(job.id, job.attempt, problem)
-                acted += 1
+            try:
+                if job.status == "queued" and self._lost(job):
+                    log.warning("job %s: attempt %s was lost from the queue; enqueuing it again", job.id, job.attempt)
+                    self.enqueue(job.id, job.attempt)
+                    acted += 1
+                elif problem := self._problem(job):
+                    self._retry_or_fail(job.id, job.attempt, problem)
+                    acted += 1
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                log.warning("reconciler: Redis went away mid-pass (%s); the rest waits for the next pass", error)
+                break
         return acted
+
+    def _lost(self, job: TranscriptionJobRow) -> bool:
+        """A queued job whose RQ job does not exist: its delivery was lost, it never ran."""
+        try:
+            Job.fetch(rq_job_id(job.id, job.attempt), connection=self._redis)
+        except NoSuchJobError:
+            return True
+        return False
 
     def _problem(self, job: TranscriptionJobRow) -> str | None:
         """Why the job cannot make progress as it stands, or None when it is fine."""
@@ -142,7 +168,7 @@ class TranscriptionJobs:
         try:
             rq_status = Job.fetch(rq_job_id(job.id, job.attempt), connection=self._redis).get_status()
         except NoSuchJobError:
-            return "The queued transcription job was lost."
+            return None  # lost from the queue: _lost() enqueues it again
         if rq_status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
             return f"The transcription job ended as {rq_status.value}."
         return None

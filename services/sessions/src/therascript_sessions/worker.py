@@ -15,9 +15,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 
 from redis import Redis
-from rq import Queue, SimpleWorker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from therascript_common.logging import configure_logging
+from therascript_common.rq_worker import work_until_stopped, worker_redis
 
 from .jobs import PREFETCH_KEY, READINESS_KEY
 from .settings import SessionsSettings
@@ -27,7 +29,6 @@ from .transcription.job import WorkerContext, configure
 
 log = logging.getLogger("therascript_sessions.worker")
 REPORT_INTERVAL_S = 10.0
-RQ_SOCKET_TIMEOUT_S = 600.0  # > rq's blocking dequeue (worker_ttl 420 s - 15 s) plus its 10 s margin
 
 
 @dataclass
@@ -80,7 +81,11 @@ class ReadinessReporter:
             self.publish()
 
     def publish(self) -> None:
-        self._redis.set(READINESS_KEY, json.dumps(asdict(self.state)), ex=self._ttl_s)
+        """Writes the state to Redis; with Redis away it only logs (the loop publishes again every 10 s)."""
+        try:
+            self._redis.set(READINESS_KEY, json.dumps(asdict(self.state)), ex=self._ttl_s)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            log.warning("readiness not published, Redis is unreachable: %s", error)
 
     def run_in_background(self) -> None:
         def loop() -> None:
@@ -108,32 +113,15 @@ def main() -> None:
     configure_logging("transcriber", settings.log_level)
     db = Database(settings.database_file_url)
     db.wait_until_migrated()  # the sessions service owns the schema; two migrators would race
-    # rq blocks on the queue for up to worker_ttl - 15 s and sizes socket_timeout for that, but redis-py 8
-    # remembers the URL's default (5 s) as the "original" timeout and falls back to it, so the worker
-    # quit ("Redis connection timeout") every few seconds when idle. Give it an explicit, longer one.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=RQ_SOCKET_TIMEOUT_S)
+    redis = worker_redis(settings.redis_url)
     asr_config = asr_config_from(settings)
     configure(WorkerContext(db, settings.uploads_dir, asr_config, settings.heartbeat_interval_s))
     reporter = ReadinessReporter(redis, asr_config, settings.readiness_ttl_s)
     reporter.prepare()
     reporter.run_in_background()
     log.info("transcriber ready (device %s); waiting for jobs", reporter.state.device)
-    work_until_stopped(settings, redis)
-
-
-def work_until_stopped(settings: SessionsSettings, redis: Redis) -> None:
-    """Runs RQ workers until a shutdown is requested (SIGTERM/SIGINT). rq's work loop returns on a
-    Redis timeout or an unexpected error ("quitting..."); a transcriber must not vanish because Redis
-    hiccuped, so a fresh worker is started after a short pause (jobs in flight are fenced and
-    reconciled by the sessions service)."""
-    while True:
-        worker = SimpleWorker([Queue(settings.queue_name, connection=redis)], connection=redis)
-        worker.work(with_scheduler=False)
-        # rq's own SIGTERM/SIGINT handler sets the date (idle) and the flag (busy); either means "stop".
-        if worker._stop_requested or worker._shutdown_requested_date is not None:
-            return
-        log.warning("the RQ worker loop ended without a shutdown request; starting it again in 2 s")
-        time.sleep(2)
+    # Redis going away (killed, restarted) is waited out there, never the end of the transcriber.
+    work_until_stopped(settings.queue_name, redis)
 
 
 if __name__ == "__main__":
