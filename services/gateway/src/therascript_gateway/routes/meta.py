@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from fastapi import APIRouter, Depends
@@ -53,7 +54,8 @@ def _components(readiness: ops_pb2.Readiness) -> tuple[dict[str, str], dict[str,
     return states, details
 
 
-_DEGRADED = {503: {"description": "Degraded: the same body, with the failing parts `disconnected`"}}
+_DEGRADED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Degraded: the same body, with the failing parts `disconnected`"}}
 
 
 @public_router.get("/health", summary="Check API, database and search health", responses=_DEGRADED)
