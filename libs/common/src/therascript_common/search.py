@@ -49,7 +49,8 @@ class SearchUnavailable(Unavailable):
 
 def make_client(url: str, timeout_s: float = 10.0) -> Elasticsearch:
     """A client with a request timeout and no transparent retries (callers retry through their outbox)."""
-    return Elasticsearch(url, request_timeout=timeout_s, max_retries=0, retry_on_timeout=False)
+    return Elasticsearch(url, request_timeout=timeout_s, max_retries=0, retry_on_timeout=False,
+                         max_dead_node_backoff=2.0)  # a server back from a restart is used again within 2 s
 
 
 def analysis_settings(client: Elasticsearch) -> dict:
@@ -267,7 +268,7 @@ class SearchIndexer:
         try:
             while applied := self.apply_batch():
                 total += applied
-        except SearchUnavailable as error:
+        except Unavailable as error:  # Elasticsearch, or a service a document needs (chat: client names)
             log.warning("search indexer (%s): will retry: %s", self.index.alias, error)
         return total
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from therascript_common.errors import InvalidArgument, NotFound
 
+from . import search
 from .clock import now_ms
 from .storage.tables import ChatRow
 
@@ -99,6 +100,7 @@ def rename_chat(db: sessionmaker[Session], chat_id: int, session_id: int | None,
     with db.begin() as tx:
         chat = _load(tx, chat_id, session_id)
         chat.name = name
+        search.record(tx, f"c:{chat_id}")
     return chat
 
 
@@ -109,6 +111,7 @@ def update_chat_details(db: sessionmaker[Session], chat_id: int, name: str | Non
     with db.begin() as tx:
         chat = _load(tx, chat_id, None)
         chat.name, chat.tags = name, tags
+        search.record(tx, f"c:{chat_id}")
     return chat
 
 
@@ -116,6 +119,7 @@ def delete_chat(db: sessionmaker[Session], chat_id: int, session_id: int | None)
     """Deletes the chat; its messages go with it (FK ON DELETE CASCADE)."""
     with db.begin() as tx:
         tx.delete(_load(tx, chat_id, session_id))
+        search.record(tx, f"c:{chat_id}")
 
 
 def delete_session_chats(db: sessionmaker[Session], session_id: int, created_at_or_before_ms: int | None = None) -> int:
@@ -127,4 +131,5 @@ def delete_session_chats(db: sessionmaker[Session], session_id: int, created_at_
         query = query.where(ChatRow.timestamp_ms <= created_at_or_before_ms)
     with db.begin() as tx:
         result = tx.execute(query)
+        search.record(tx, f"S:{session_id}")
     return getattr(result, "rowcount", 0) or 0  # a DML result (CursorResult) has rowcount

@@ -6,7 +6,7 @@ from therascript.chat.v1 import chat_pb2
 
 from .storage.tables import ChatRow, MessageRow, TemplateRow
 
-_SENDERS = {"user": chat_pb2.SENDER_USER, "ai": chat_pb2.SENDER_AI, "system": chat_pb2.SENDER_SYSTEM}
+SENDERS = {"user": chat_pb2.SENDER_USER, "ai": chat_pb2.SENDER_AI, "system": chat_pb2.SENDER_SYSTEM}
 
 
 def chat(row: ChatRow) -> chat_pb2.Chat:
@@ -16,7 +16,7 @@ def chat(row: ChatRow) -> chat_pb2.Chat:
 
 def message(row: MessageRow) -> chat_pb2.Message:
     return chat_pb2.Message(
-        id=row.id, chat_id=row.chat_id, sender=_SENDERS[row.sender], text=row.text, thinking=row.thinking,
+        id=row.id, chat_id=row.chat_id, sender=SENDERS[row.sender], text=row.text, thinking=row.thinking,
         timestamp_ms=row.timestamp_ms, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
         duration_ms=row.duration_ms, is_truncated=bool(row.is_truncated), cancelled=bool(row.cancelled),
     )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from therascript_common.errors import InvalidArgument
 
+from . import search
 from .clock import now_ms
 from .storage.tables import MessageRow
 
@@ -44,7 +45,8 @@ def clean_text(text: str) -> str:
 
 
 def record_message(db: sessionmaker[Session], message: NewMessage) -> MessageRow:
-    """Stores one message in its own transaction and returns the row (with id and timestamp)."""
+    """Stores one message in its own transaction, with its search-outbox entry, and returns the row (with id
+    and timestamp)."""
     row = MessageRow(
         chat_id=message.chat_id, sender=message.sender, text=message.text, thinking=message.thinking,
         timestamp_ms=now_ms(), prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
@@ -52,6 +54,8 @@ def record_message(db: sessionmaker[Session], message: NewMessage) -> MessageRow
     )
     with db.begin() as tx:
         tx.add(row)
+        tx.flush()
+        search.record(tx, f"m:{row.id}")
     return row
 
 

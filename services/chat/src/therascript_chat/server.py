@@ -9,6 +9,7 @@ from therascript_common.grpc_server import registration, run
 from .admin import build_admin
 from .clients import LlmClient, SessionsClient
 from .deps import ChatDeps
+from .search import MessageSearch
 from .servicer import ChatServicer
 from .settings import ChatSettings
 from .storage.database import open_database
@@ -19,11 +20,14 @@ def build_deps(settings: ChatSettings) -> ChatDeps:
     """Opens (migrates) the database, seeds missing system templates, connects the clients."""
     db = open_database(settings.database_url_resolved())
     seed_system_templates(db)
+    sessions = SessionsClient(settings.sessions_target, settings.rpc_timeout_s)
     return ChatDeps(
         db=db,
-        sessions=SessionsClient(settings.sessions_target, settings.rpc_timeout_s),
+        sessions=sessions,
         llm=LlmClient(settings.llm_target, settings.rpc_timeout_s, settings.generate_timeout_s),
         settings=settings,
+        search=MessageSearch(db, sessions, settings.elasticsearch_url, settings.elasticsearch_index,
+                             settings.elasticsearch_timeout_s),
     )
 
 
@@ -34,7 +38,10 @@ def registrations(deps: ChatDeps) -> list:
 
 def main() -> None:
     settings = ChatSettings()
-    run("chat", settings, registrations(build_deps(settings)))
+    deps = build_deps(settings)
+    if deps.search is not None:
+        deps.search.start()  # the message index follows the database (search.py)
+    run("chat", settings, registrations(deps))
 
 
 if __name__ == "__main__":

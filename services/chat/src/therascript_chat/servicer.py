@@ -9,7 +9,7 @@ import grpc
 
 from therascript.chat.v1 import chat_pb2, chat_pb2_grpc
 from therascript.common.v1 import common_pb2
-from therascript_common.errors import InvalidArgument
+from therascript_common.errors import InvalidArgument, Unavailable
 
 from . import chats, context_usage, convert, messages, replies, templates
 from .deps import ChatDeps
@@ -75,6 +75,22 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         cutoff = request.created_at_or_before_ms if request.HasField("created_at_or_before_ms") else None
         count = chats.delete_session_chats(self.deps.db, request.session_id, cutoff)
         return chat_pb2.DeleteSessionChatsResponse(chats_deleted=count)
+
+    def SearchMessages(self, request, context):
+        if self.deps.search is None:
+            raise Unavailable("Message search is not configured.")
+        client = request.client_name if request.HasField("client_name") else None
+        hits, total = self.deps.search.search(request.query, client, getattr(request, "from"), request.limit)
+        return chat_pb2.SearchMessagesResponse(total=total, hits=[chat_pb2.MessageHit(
+            id=h.id, chat_id=h.chat_id, session_id=h.session_id, sender=convert.SENDERS[h.sender],
+            timestamp_ms=h.timestamp_ms, snippet=h.snippet, score=h.score, highlights=h.highlights,
+            client_name=h.client_name, tags=h.tags) for h in hits])
+
+    def ReindexSessionChats(self, request, context):
+        if self.deps.search is None:
+            return chat_pb2.ReindexSessionChatsResponse(chats_queued=0)
+        queued = self.deps.search.reindex_session(self.deps.db, _require_id(request.session_id, "sessionId"))
+        return chat_pb2.ReindexSessionChatsResponse(chats_queued=queued)
 
     def SendMessage(self, request, context) -> Iterator[chat_pb2.ChatEvent]:
         release = self.reply_slots.take()  # UNAVAILABLE at once beyond CHAT_MAX_CONCURRENT_REPLIES

@@ -38,6 +38,9 @@ class ChatSettings(ServiceSettings):
     data_dir: Path = Path("var/chat")
     sessions_target: str = "127.0.0.1:50051"
     llm_target: str = "127.0.0.1:50054"
+    elasticsearch_url: str = "http://127.0.0.1:9201"       # the message index's server (search.py)
+    elasticsearch_index: str = "therascript-messages"      # the alias; concrete indexes are <alias>-<epoch ms>
+    elasticsearch_timeout_s: float = 10.0
     rpc_timeout_s: float = 10.0
     generate_timeout_s: float = 900.0
     reserved_output_tokens: int = Field(default=512, gt=0)

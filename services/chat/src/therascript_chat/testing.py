@@ -34,6 +34,8 @@ class RunningChatService:
 
     def stop(self) -> None:
         self.server.stop(grace=1).wait()
+        if self.deps.search is not None:
+            self.deps.search.stop()
         self.deps.sessions.close()
         self.deps.llm.close()
 
@@ -41,10 +43,14 @@ class RunningChatService:
 def start_chat_service(data_dir: Path, sessions_target: str = "127.0.0.1:1", llm_target: str = "127.0.0.1:1",
                        database_url: str | None = None, **overrides: Any) -> RunningChatService:
     """A chat server on a free loopback port with its database in `data_dir` (or at `database_url`).
-    `overrides` are further ChatSettings fields (e.g. max_reply_tokens=64)."""
+    `overrides` are further ChatSettings fields (e.g. max_reply_tokens=64). Its message index goes nowhere (an
+    unreachable Elasticsearch) unless `elasticsearch_url` is given: a test never writes into a developer's index."""
+    overrides.setdefault("elasticsearch_url", "http://127.0.0.1:1")
     settings = ChatSettings(data_dir=data_dir, sessions_target=sessions_target, llm_target=llm_target,
                             database_url=database_url, grpc_port=0, **overrides)
     deps = build_deps(settings)
+    if deps.search is not None:
+        deps.search.start()
     server, _, port = build_server(registrations(deps), "127.0.0.1:0", workers=settings.grpc_workers)
     server.start()
     return RunningChatService(server, f"127.0.0.1:{port}", deps)
