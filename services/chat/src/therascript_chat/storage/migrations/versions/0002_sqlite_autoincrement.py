@@ -5,7 +5,8 @@ its id to the next one, and a clean-up or a client still naming the old id acted
 (SERIAL / identity sequences) never reuses an id, so this revision changes nothing there.
 
 On SQLite each table is recreated in batch mode (copy, drop, rename) with `sqlite_autoincrement`; the copy
-keeps every id, so the sequence starts at the current max(id). Alembic's connection does not enable
+keeps every id, so the sequence starts at the current max(id) (an id above it that was deleted before
+this upgrade can be handed out once more: SQLite kept no record of it). Alembic's connection does not enable
 foreign keys, so dropping the old `chats` table does not cascade into its messages.
 
 Revision ID: 0002

@@ -5,7 +5,8 @@ upload, and work another service still owed the old session (its chats) landed o
 (SERIAL / identity sequences) never reuses an id, so this revision changes nothing there.
 
 On SQLite each table is recreated in batch mode (copy, drop, rename) with `sqlite_autoincrement`; the copy
-keeps every id, so the sequence starts at the current max(id). Alembic's connection does not enable
+keeps every id, so the sequence starts at the current max(id) (an id above it that was deleted before
+this upgrade can be handed out once more: SQLite kept no record of it). Alembic's connection does not enable
 foreign keys, so dropping the old `sessions` table does not cascade into paragraphs or jobs.
 
 Revision ID: 0002
