@@ -46,7 +46,8 @@ def test_every_compose_service_of_ours_is_built_from_an_existing_dockerfile(comp
             f"{name}: no stage {build['target']!r} in {dockerfile.name}"
 
 
-@pytest.mark.parametrize("name", ["traefik", "redis", "elasticsearch", "postgres", *sorted(THERASCRIPT_SERVICES)])
+@pytest.mark.parametrize("name", ["traefik", "redis", "elasticsearch", "postgres", "analysis-worker",
+                                  *sorted(THERASCRIPT_SERVICES)])
 def test_every_compose_service_has_a_healthcheck(compose, name) -> None:
     test = compose["services"][name]["healthcheck"]["test"]
     assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
@@ -54,8 +55,7 @@ def test_every_compose_service_has_a_healthcheck(compose, name) -> None:
 
 @pytest.mark.parametrize("name,port", [(n, p) for n, p in THERASCRIPT_SERVICES.items() if p])
 def test_grpc_services_are_probed_with_grpc_health_on_their_port(compose, name, port) -> None:
-    test = compose["services"][name]["healthcheck"]["test"]
-    assert "grpc_health.v1" in " ".join(test) and test[-1] == str(port)
+    assert compose["services"][name]["healthcheck"]["test"] == ["CMD", "therascript-healthcheck", "grpc", str(port)]
 
 
 def test_gpu_services_reserve_an_nvidia_gpu_and_the_others_do_not(compose) -> None:
@@ -163,3 +163,29 @@ def test_torch_is_only_in_the_transcriber_image() -> None:
     assert "--from=build-transcriber" in sessions["transcriber"]
     assert "--from=build-sessions" in sessions["sessions"] and "transcriber" not in sessions["sessions"].split("\n", 1)[1]
     assert list(sessions)[-1] == "sessions"   # a plain `docker build` gives the gRPC server
+
+
+# --- compose environment against the services' settings --------------------------------------------------------
+
+COMPOSE_PREFIX = {"gateway": ("gateway", "THERASCRIPT_"), "sessions": ("sessions", "SESSIONS_"),
+                  "transcriber": ("sessions", "SESSIONS_"), "chat": ("chat", "CHAT_"),
+                  "analysis": ("analysis", "ANALYSIS_"), "analysis-worker": ("analysis", "ANALYSIS_"),
+                  "llm-manager": ("llm-manager", "LLM_"), "ops": ("ops", "OPS_")}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_PREFIX))
+def test_every_compose_env_name_is_a_setting_of_that_service(compose, name) -> None:
+    """Before: LOG_LEVEL (read by nobody: env_prefix applies to ServiceSettings.log_level), SESSIONS_/CHAT_
+    ELASTICSEARCH_URL and LLM_REDIS_URL (no such settings) were set and silently ignored."""
+    from test_deploy_k8s import LIBRARY_ENV, env_names, settings_class
+
+    package, prefix = COMPOSE_PREFIX[name]
+    known = env_names(settings_class(package))
+    for key in compose["services"][name]["environment"]:
+        assert key in LIBRARY_ENV or key in known, f"{name}: {key} is not a {prefix} setting"
+    for key, value in compose["services"][name]["environment"].items():
+        if key.endswith("_TARGET"):
+            host, _, port = value.rpartition(":")
+            assert host in compose["services"], f"{name}: {key} → {host}, no such compose service"
+            target_port = THERASCRIPT_SERVICES.get(host)
+            assert target_port == int(port), f"{name}: {key} → {value}, but {host} serves {target_port}"
