@@ -23,6 +23,7 @@ def test_redis_killed_mid_job_the_job_completes_without_losing_an_attempt(system
             break
         time.sleep(0.2)
     assert status["status"] in ("transcribing", "diarizing"), status
+    transcriber_restarts = system.system.restarts.get("transcriber", 0)
     system.kill("redis")
     try:
         time.sleep(REDIS_DOWN_S)
@@ -34,5 +35,7 @@ def test_redis_killed_mid_job_the_job_completes_without_losing_an_attempt(system
     logs = "\n".join(system.log(name)[-4000:] for name in ("transcriber", "sessions"))
     assert session["status"] == "completed", f"{session}\n{status}\n{logs}"
     assert status["attempt"] == 1, f"Redis being away cost the job an attempt: {status}\n{logs}"
+    # the transcriber waited Redis out: it did not exit (before, rq's teardown raised "Error 111" out of it)
+    assert system.system.restarts.get("transcriber", 0) == transcriber_restarts, logs
     transcript = client.get(f"/sessions/{body['sessionId']}/transcript").json()
     assert len(transcript) >= len(TWO_SPEAKER_SCRIPT)
