@@ -129,7 +129,7 @@ def system_env(ports: dict[str, int], data_dir: Path) -> dict[str, str]:
         "SESSIONS_REDIS_URL": redis_url,
         "SESSIONS_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",
         "CHAT_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",
-        "THERASCRIPT_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",
+        "OPS_ELASTICSEARCH_URL": f"http://{HOST}:{ports['elasticsearch']}",  # readiness, /api/health
         "ANALYSIS_REDIS_URL": redis_url,
         "LLM_REDIS_URL": redis_url,
         "CHAT_SESSIONS_TARGET": target["sessions"],
