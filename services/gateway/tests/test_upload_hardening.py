@@ -228,3 +228,53 @@ def test_upload_names_are_stored_nfc_and_trimmed(client, tone):
                                files={"audioFile": ("tone.wav", file, "audio/wav")})
     assert response.status_code == 202, response.text
     assert client.get(f"/api/sessions/{response.json()['sessionId']}").json()["clientName"] == "Caf\u00e9"
+
+
+# --- clients that stop reading a recording ------------------------------------------------------
+def test_stalled_audio_readers_are_bounded_and_dropped(tmp_path, redis_url):
+    """Recordings streamed to clients that stop reading. Before: each such stream held a sessions worker for
+    the 3600 s deadline, any number of them at once. After: at most `audio_max_concurrent` (2) at once (one
+    more is 503 at once), lists still answer meanwhile, and after `audio_idle_timeout_s` (1 s) of not reading
+    each is dropped and its gRPC stream cancelled: the slots come back and a full download succeeds."""
+    limit = 64 * 1024 * 1024
+    long_tone = tmp_path / "long.wav"  # 15 min of 16 kHz mono: 28.8 MB, more than every buffer on the way
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(long_tone), "synth", "900", "sine", "440"], check=True)
+    settings = SessionsSettings(data_dir=tmp_path / "sessions", redis_url=redis_url, chat_target="127.0.0.1:1",
+                                grpc_port=0, upload_max_bytes=limit)
+    app = build(settings)
+    app.start_background()
+    server, _, grpc_port = build_server(
+        [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", app.servicer)], "127.0.0.1:0", workers=3)
+    server.start()
+    gateway_settings = GatewaySettings(sessions_target=f"127.0.0.1:{grpc_port}", chat_target="127.0.0.1:1",
+                                       upload_max_bytes=limit, grpc_timeout_s=3, audio_max_concurrent=2,
+                                       audio_idle_timeout_s=1.0)
+    readers: list[socket.socket] = []
+    try:
+        with serve_gateway(gateway_settings) as (host, port), httpx.Client(base_url=f"http://{host}:{port}",
+                                                                           timeout=30) as http:
+            with long_tone.open("rb") as file:
+                uploaded = http.post("/api/sessions/upload", data=FORM, files={"audioFile": ("l.wav", file, "audio/wav")})
+            assert uploaded.status_code == 202, uploaded.text
+            path = f"/api/sessions/{uploaded.json()['sessionId']}/audio"
+            for _ in range(3):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect((host, port))
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+                readers.append(sock)
+            statuses = [read_response(sock, 5, body=False)[0] for sock in readers]  # the head, then no more reading
+            assert sorted(statuses) == [200, 200, 503]
+            started = time.monotonic()
+            assert http.get("/api/sessions").status_code == 200
+            assert time.monotonic() - started < 1.0
+            time.sleep(2.5)  # past the idle timeout: both stalled streams are dropped
+            full = http.get(path)
+            assert full.status_code == 200 and len(full.content) == long_tone.stat().st_size
+            second = http.get(path, headers={"Range": "bytes=0-99"})
+            assert second.status_code == 206 and second.content == long_tone.read_bytes()[:100]
+    finally:
+        for sock in readers:
+            sock.close()
+        server.stop(0)
+        app.stop()

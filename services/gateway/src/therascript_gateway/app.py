@@ -14,7 +14,7 @@ from .middleware import EdgeGuardMiddleware, RequestContextMiddleware, require_t
 from .openapi import install_openapi
 from .routes import analysis, chats, llm, meta, ops, search, sessions, templates
 from .settings import GatewaySettings
-from .uploads import UploadSlots
+from .streams import StreamSlots
 
 API_VERSION = "1.0.0"
 DOCS_ASSETS_URL = "/api/docs/assets"
@@ -42,7 +42,8 @@ def create_app(settings: GatewaySettings, clients: ServiceClients | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.upload_slots = UploadSlots(settings.upload_max_concurrent)
+    app.state.upload_slots = StreamSlots(settings.upload_max_concurrent, "uploads")
+    app.state.audio_slots = StreamSlots(settings.audio_max_concurrent, "audio streams")
     if clients is not None:
         app.state.clients = clients
     install_error_handlers(app)

@@ -19,6 +19,9 @@ class GatewaySettings(BaseSettings):
     - `upload_max_concurrent`: uploads forwarded at once; more are answered 503 at once. Each one holds a
       worker thread of the sessions service, so keep this below its `SESSIONS_GRPC_WORKERS` (16): the
       other requests (lists, health) always find a free worker.
+    - `audio_max_concurrent`: recordings streamed out at once (GET …/audio; same reasoning, 503 beyond);
+      `audio_idle_timeout_s`: seconds a client may accept no bytes before its stream is dropped and cancelled.
+      Uploads plus audio streams stay below the sessions service's workers (8 + 4 of 16 by default).
     - `json_body_max_bytes`: the largest request body of every other route (413), counted as it arrives.
     - `*_target`: host:port of each backend gRPC service.
     """
@@ -33,6 +36,8 @@ class GatewaySettings(BaseSettings):
     upload_idle_timeout_s: float = Field(default=30.0, gt=0)
     upload_deadline_s: float = Field(default=3600.0, gt=0)
     upload_max_concurrent: int = Field(default=8, gt=0)
+    audio_max_concurrent: int = Field(default=4, gt=0)
+    audio_idle_timeout_s: float = Field(default=60.0, gt=0)
     json_body_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     grpc_timeout_s: float = 10.0
 

@@ -40,9 +40,9 @@ def serve_gateway(settings: GatewaySettings) -> Iterator[tuple[str, int]]:
         sock.close()
 
 
-def read_response(sock: socket.socket, timeout_s: float) -> tuple[int, bytes]:
-    """(status, raw bytes so far) of the HTTP response arriving on `sock` within `timeout_s` seconds;
-    TimeoutError if no status line came."""
+def read_response(sock: socket.socket, timeout_s: float, body: bool = True) -> tuple[int, bytes]:
+    """(status, raw bytes so far) of the HTTP response arriving on `sock` within `timeout_s` seconds (with
+    `body=False`, stops reading once the head is in); TimeoutError if no status line came."""
     sock.settimeout(timeout_s)
     data = b""
     deadline = time.monotonic() + timeout_s
@@ -60,7 +60,7 @@ def read_response(sock: socket.socket, timeout_s: float) -> tuple[int, bytes]:
     head, _, rest = data.partition(b"\r\n\r\n")
     length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                    if line.lower().startswith(b"content-length:")), None)
-    while length is not None and len(rest) < length and time.monotonic() < deadline:
+    while body and length is not None and len(rest) < length and time.monotonic() < deadline:
         chunk = sock.recv(65536)
         if not chunk:
             break

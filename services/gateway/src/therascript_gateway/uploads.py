@@ -37,6 +37,7 @@ from therascript.sessions.v1 import sessions_pb2_grpc
 
 from .errors import ApiError
 from .fields import Name200
+from .streams import StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +123,6 @@ class _StreamTarget(BaseTarget):
             await self._call.write(pb.UploadSessionRequest(data=chunk))
 
 
-class UploadSlots:
-    """At most `limit` uploads forwarded at once; `acquire()` is 503 (not a wait) when all are taken."""
-
-    def __init__(self, limit: int) -> None:
-        self._free = limit
-
-    def acquire(self) -> None:
-        if self._free <= 0:
-            raise ApiError(503, "Too many uploads in progress; try again shortly.", headers={"Retry-After": "5"})
-        self._free -= 1
-
-    def release(self) -> None:
-        self._free += 1
-
-
 async def _chunks(request: Request, idle_timeout_s: float) -> AsyncIterator[bytes]:
     """The request body as it arrives; 408 after `idle_timeout_s` seconds without a byte."""
     stream = request.stream().__aiter__()
@@ -154,7 +140,7 @@ async def _chunks(request: Request, idle_timeout_s: float) -> AsyncIterator[byte
 
 
 async def receive_upload(request: Request, stub: sessions_pb2_grpc.SessionsServiceStub, limits: UploadLimits,
-                         slots: UploadSlots) -> pb.UploadSessionResponse:
+                         slots: StreamSlots) -> pb.UploadSessionResponse:
     """Streams the multipart body of `request` into SessionsService.UploadSession.
 
     Raises ApiError 400 (not multipart, missing or repeated part, bad fields), 408 (client silent for

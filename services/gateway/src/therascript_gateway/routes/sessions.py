@@ -18,6 +18,7 @@ from ..fields import FileName, Name100, Name200
 from ..json_body import enum_names, json_response
 from ..params import ParagraphIndex, SessionId
 from ..settings import GatewaySettings
+from ..streams import RelayedStream
 from ..uploads import FILE_FIELD, UploadForm, UploadLimits, receive_upload
 
 router = APIRouter(tags=["sessions"])
@@ -210,11 +211,13 @@ async def rename_speakers(session_id: SessionId,
 
 # --- audio --------------------------------------------------------------------------------------
 @router.get("/sessions/{session_id}/audio", summary="Stream the recording (HTTP Range supported)")
-async def get_audio(session_id: SessionId, request: Request,
-                    clients: ServiceClients = Depends(get_clients)) -> StreamingResponse:
+async def get_audio(session_id: SessionId, request: Request, clients: ServiceClients = Depends(get_clients),
+                    settings: GatewaySettings = Depends(get_settings)) -> StreamingResponse:
     """200 with the whole file, or 206 for one satisfiable range (`bytes=a-b`, `bytes=a-`, `bytes=-n`,
     an end past EOF is clamped, RFC 9110 §14); 416 with `Content-Range: bytes */size` when unsatisfiable.
-    A malformed, non-bytes or multi-range header is ignored (full 200), as RFC 9110 allows."""
+    A malformed, non-bytes or multi-range header is ignored (full 200), as RFC 9110 allows. At most
+    `audio_max_concurrent` streams at once (503 beyond); a client that reads nothing for `audio_idle_timeout_s`
+    is dropped and the upstream stream cancelled (streams.py)."""
     info = await clients.sessions.GetAudioInfo(pb.SessionRef(session_id=session_id))
     size = info.size_bytes
     headers = {"Accept-Ranges": "bytes"}
@@ -228,14 +231,17 @@ async def get_audio(session_id: SessionId, request: Request,
         status = 206
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
     headers["Content-Length"] = str(stop - start)
-    stream = clients.sessions.ReadAudio(pb.ReadAudioRequest(session_id=session_id, offset=start, length=stop - start),
-                                        timeout=3600)
+    slots = request.app.state.audio_slots
+    slots.acquire()
+    call = clients.sessions.ReadAudio(pb.ReadAudioRequest(session_id=session_id, offset=start, length=stop - start),
+                                      timeout=settings.upload_deadline_s)
 
     async def body():
-        async for chunk in stream:
+        async for chunk in call:
             yield chunk.data
 
-    return StreamingResponse(body(), status_code=status, media_type=info.content_type, headers=headers)
+    return RelayedStream(call, body(), settings.audio_idle_timeout_s, slots.release, status_code=status,
+                         media_type=info.content_type, headers=headers)
 
 
 @router.delete("/sessions/{session_id}/audio", summary="Delete only the recording")
