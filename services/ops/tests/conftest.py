@@ -14,8 +14,9 @@ TEST_LIMITS = {"import_max_member_bytes": 8 * 1024 * 1024, "import_max_total_byt
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    yield from start_stack(tmp_path_factory.mktemp("stack"), **TEST_LIMITS)
+def stack(tmp_path_factory, elasticsearch_url) -> Iterator[Stack]:
+    """One stack per test module, with search on the test session's real Elasticsearch."""
+    yield from start_stack(tmp_path_factory.mktemp("stack"), elasticsearch_url, **TEST_LIMITS)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import uuid
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,10 +78,19 @@ class Stack:
         return self.sessions.app.settings.uploads_dir
 
 
-def start_stack(root: Path, **ops_overrides) -> Iterator[Stack]:
+def start_stack(root: Path, elasticsearch_url: str | None = None, **ops_overrides) -> Iterator[Stack]:
+    """The stack in `root`. With `elasticsearch_url`, sessions and chat index into that server (indexes of their
+    own, named after `root`) and ops checks it; without, their search goes to an unreachable address."""
     redis = RestartableRedis(root / "redis")
-    sessions = start_sessions(root / "sessions", redis.url, reconcile_interval_s=3600)
-    chat = start_chat_service(root / "chat", sessions_target=sessions.target)
+    search: dict[str, str] = {}
+    if elasticsearch_url:
+        search = {"elasticsearch_url": elasticsearch_url}
+        ops_overrides.setdefault("elasticsearch_url", elasticsearch_url)
+    tag = uuid.uuid4().hex[:10]
+    sessions = start_sessions(root / "sessions", redis.url, reconcile_interval_s=3600,
+                              elasticsearch_index=f"ops-test-{tag}-transcripts", **search)
+    chat = start_chat_service(root / "chat", sessions_target=sessions.target,
+                              elasticsearch_index=f"ops-test-{tag}-messages", **search)
     llm_target, stop_llm, llm = start_llm_manager_with_parts(root / "llm", wait_loaded=False,
                                                              install_packaged_model=False, load_on_start=False)
     analysis_server, _, analysis_port = build_server(

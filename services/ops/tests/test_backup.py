@@ -124,6 +124,11 @@ def test_round_trip_keeps_every_entity_and_every_audio_byte(populated):
     assert second_manifest["members"] == manifest["members"]
     assert second_manifest["services"] == manifest["services"]
 
+    reindex = stack.api.post("/api/admin/reindex-elasticsearch")
+    assert reindex.status_code == 200, reindex.text
+    assert reindex.json() == {"message": "Search indexes rebuilt.", "transcriptsIndexed": 2, "messagesIndexed": 3,
+                              "errors": []}
+
 
 def _tar(entries: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w") -> bytes:
     buffer = io.BytesIO()
@@ -237,11 +242,11 @@ def test_import_without_a_file_is_400(stack):
     assert stack.api.post("/api/admin/import-data", json={}).status_code == 400
 
 
-def test_reset_while_a_transcription_is_queued(tmp_path):
+def test_reset_while_a_transcription_is_queued(tmp_path, elasticsearch_url):
     """A queued upload (no transcriber runs): reset empties the RQ queue, every table and the audio files,
     keeps the schemas (the running services go on: a new upload works at once, ids restart) and the system
     templates."""
-    for stack in start_stack(tmp_path):
+    for stack in start_stack(tmp_path, elasticsearch_url):
         reply = stack.api.post("/api/sessions/upload", files={"audioFile": ("a.wav", wav_bytes(1.0), "audio/wav")},
                                data={"clientName": "A", "sessionName": "S", "date": "2026-11-20",
                                      "sessionType": "Individual", "therapy": "CBT", "numSpeakers": "1"})

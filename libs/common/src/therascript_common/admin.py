@@ -123,7 +123,7 @@ class AdminData:
             yield pb.ExportPiece(description=self.describe(conn))
             now_s = int(time.time())
             for table in self.tables:
-                with tempfile.SpooledTemporaryFile(_SPOOL_BYTES, dir=self.staging_dir) as spool:
+                with tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+b", dir=str(self.staging_dir)) as spool:
                     order = list(table.primary_key.columns) or list(table.columns)
                     for row in conn.execute(sa.select(table).order_by(*order)).mappings():
                         spool.write(_row_line(row))
@@ -381,8 +381,8 @@ def _row_line(row: Any) -> bytes:
     return json.dumps(dict(row), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def _pieces(handle: BinaryIO, size: int) -> Iterator[pb.ExportPiece]:
-    """Exactly `size` bytes of `handle` as data pieces; OSError if the file shrank meanwhile."""
+def _pieces(handle: Any, size: int) -> Iterator[pb.ExportPiece]:
+    """Exactly `size` bytes of `handle` (a binary file) as data pieces; OSError if the file shrank meanwhile."""
     remaining = size
     while remaining:
         data = handle.read(min(PIECE_BYTES, remaining))

@@ -15,6 +15,7 @@ A reading is cached for `cache_s` seconds (the UI polls every 2 s)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -56,8 +57,10 @@ def _gpu(index: int) -> dict[str, Any]:
     limit = _maybe(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle))
     pstate = _maybe(lambda: pynvml.nvmlDeviceGetPerformanceState(handle))
     processes = []
-    for getter in (pynvml.nvmlDeviceGetComputeRunningProcesses, pynvml.nvmlDeviceGetGraphicsRunningProcesses):
-        for proc in _maybe(lambda getter=getter: getter(handle)) or []:
+    getters: list[Callable[[Any], list]] = [pynvml.nvmlDeviceGetComputeRunningProcesses,
+                                            pynvml.nvmlDeviceGetGraphicsRunningProcesses]
+    for getter in getters:
+        for proc in _maybe(functools.partial(getter, handle)) or []:
             used = proc.usedGpuMemory
             processes.append({"pid": proc.pid, "name": _process_name(proc.pid),
                               "memoryUsedMb": round(used / MIB) if isinstance(used, int) and used >= 0 else None})

@@ -5,6 +5,7 @@ readiness report, relayed by sessions). All checks run in parallel, each bounded
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class HealthChecker:
     def check(self) -> list[Check]:
         probes: list[Callable[[], Check]] = [self._database, self._redis_check, self._search, self._llm_check,
                                              self._whisper]
-        probes += [lambda owner=owner: self._service(owner.name) for owner in self._owners]
+        probes += [functools.partial(self._service, owner.name) for owner in self._owners]
         return [future.result() for future in [self._pool.submit(probe) for probe in probes]]
 
     # --- probes ---------------------------------------------------------------------------------------

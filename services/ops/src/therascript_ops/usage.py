@@ -71,7 +71,7 @@ class Usage:
         weeks = max(1, min(52, weeks or 12))
         current = week_start_ms(now or datetime.now(UTC))
         first = current - (weeks - 1) * WEEK_MS
-        buckets = [{"weekStart": first + i * WEEK_MS, "weekEnd": first + (i + 1) * WEEK_MS - 1,
+        buckets: list[dict[str, Any]] = [{"weekStart": first + i * WEEK_MS, "weekEnd": first + (i + 1) * WEEK_MS - 1,
                     "llm": {"totalPromptTokens": 0, "totalCompletionTokens": 0, "estimatedCost": 0.0, "callCount": 0},
                     "whisper": {"totalDuration": 0.0, "estimatedCost": 0.0, "callCount": 0}, "totalCost": 0.0}
                    for i in range(weeks)]
