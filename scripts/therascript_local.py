@@ -141,6 +141,8 @@ def system_env(ports: dict[str, int], data_dir: Path) -> dict[str, str]:
         "OPS_CHAT_TARGET": target["chat"],
         "OPS_ANALYSIS_TARGET": target["analysis"],
         "OPS_LLM_TARGET": target["llm-manager"],
+        "OPS_REDIS_URL": redis_url,              # readiness
+        "OPS_PROCESS_DIR": str(data_dir),        # /api/docker/status lists these processes (logs/, run/)
         "THERASCRIPT_HOST": HOST,
         "THERASCRIPT_PORT": str(ports["gateway"]),
         "THERASCRIPT_SESSIONS_TARGET": target["sessions"],
