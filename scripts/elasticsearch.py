@@ -19,7 +19,9 @@ It needs Java ≥ 21 and bundles none: `find_java_home()` takes $ES_JAVA_HOME, e
 so the caller's process id is the server's and SIGTERM stops it (in ~2 s).
 
 Each instance has its own folder: `<data-dir>/config` (a copy of the distribution's config + the settings +
-the dictionary), `data/`, `logs/`, `tmp/`. The heap is fixed at ES_HEAP (default 512m).
+the dictionary), `data/`, `logs/`, `tmp/`. The heap is fixed at ES_HEAP (default 512m). When root and the server's
+user cannot reach `<data-dir>` (e.g. under pytest's private /tmp/pytest-of-root), the instance lives in
+/tmp/therascript-es-<hash of data-dir> instead (the same folder on a restart; not removed afterwards).
 """
 
 from __future__ import annotations
