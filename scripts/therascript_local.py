@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -304,7 +305,23 @@ class System:
                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
             )
         self.running[name] = Running(spec, popen, log_path, started_at=time.monotonic())
+        self.write_status()
         return self.running[name]
+
+    def write_status(self) -> None:
+        """`<data_dir>/run/processes.json` (written atomically) for the ops service's process list:
+        {updated_at_ms, processes: {name: {pid, started_at_ms, state, restarts, log}}}."""
+        now_ms, now = int(time.time() * 1000), time.monotonic()
+        processes = {name: {"pid": r.popen.pid, "started_at_ms": now_ms - int((now - r.started_at) * 1000),
+                            "state": "running" if r.alive else ("stopped" if name in self.held else "exited"),
+                            "restarts": self.restarts.get(name, 0), "log": f"logs/{name}.log"}
+                     for name, r in list(self.running.items())}
+        path = self.data_dir / "run" / "processes.json"
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(".tmp")
+            temp.write_text(json.dumps({"updated_at_ms": now_ms, "processes": processes}))
+            temp.replace(path)
 
     def healthy(self, name: str) -> bool:
         running = self.running[name]
@@ -446,6 +463,7 @@ class Supervisor(threading.Thread):
 
     def check_once(self) -> None:
         system, now = self._system, time.monotonic()
+        system.write_status()
         for name in list(system.running):
             with system._lock:
                 if self._stopping.is_set():

@@ -167,3 +167,30 @@ def test_gpu_stats_here_is_the_unavailable_shape(stack):
     assert body["summary"]["gpuCount"] == 0 and body["summary"]["totalMemoryMb"] == 0
     assert body["systemMemory"]["totalMb"] > 0 and 0 <= body["systemMemory"]["percentUsed"] <= 100
     assert stack.api.get("/api/system/gpu-stats").json()["systemMemory"] == body["systemMemory"]   # cached ~1 s
+
+
+def test_the_processes_scripts_up_starts_are_listed_from_its_status_file(tmp_path):
+    """The local supervisor (scripts/therascript_local.py System) writes run/processes.json; ops reads it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+    import therascript_local
+
+    from therascript_ops.containers import Containers
+    from therascript_ops.settings import OpsSettings
+
+    (tmp_path / "logs").mkdir()
+    spec = therascript_local.ProcessSpec("sleeper", ("sleep", "30"), "http")
+    system = therascript_local.System(root=tmp_path, data_dir=tmp_path, ports={}, env=dict(os.environ),
+                                      specs={"sleeper": spec})
+    running = system.start("sleeper")
+    try:
+        containers = Containers(OpsSettings(process_dir=tmp_path, docker_host=f"unix://{tmp_path}/none.sock"))
+        listed = {p["name"]: p for p in containers.status()["processes"]}
+        assert listed["sleeper"]["pid"] == running.popen.pid and listed["sleeper"]["state"] == "running"
+        assert listed["sleeper"]["logFile"] == "logs/sleeper.log"
+        assert "starting sleep 30" in containers.logs("sleeper", 10)
+    finally:
+        running.popen.kill()
+        running.popen.wait()
+    assert {p["name"]: p for p in containers.status()["processes"]}["sleeper"]["state"] == "exited"
