@@ -88,7 +88,7 @@ class ProcessSpec:
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("redis", ("redis-server", "--port", "{port}", "--bind", HOST, "--dir", "{data_dir}/redis",
                           "--appendonly", "yes"), "redis", stage=0),
-    ProcessSpec("elasticsearch", (".venv/bin/python", "scripts/elasticsearch.py", "run", "--data-dir",
+    ProcessSpec("elasticsearch", (".venv/bin/python", "scripts/elasticsearch_local.py", "run", "--data-dir",
                                   "{data_dir}/elasticsearch", "--http-port", "{port}"), "elasticsearch", stage=0),
     ProcessSpec("sessions", (".venv/bin/therascript-sessions",), "grpc", "services/sessions"),
     ProcessSpec("transcriber", (".venv-transcriber/bin/therascript-transcriber",), "rq-worker", "services/sessions",
@@ -214,7 +214,7 @@ def http_ok(url: str) -> bool:
 
 
 def elasticsearch_ok(port: int) -> bool:
-    """Cluster health green or yellow (`GET /` answers 405 on the local distribution: scripts/elasticsearch.py)."""
+    """Cluster health green or yellow (`GET /` answers 405 on the local distribution: scripts/elasticsearch_local.py)."""
     import json
 
     try:

@@ -6,7 +6,7 @@ Fixtures (session scope):
 - `postgres_url`: a throw-away PostgreSQL cluster (initdb + pg_ctl from the Debian package, run as
   the `postgres` user when the tests run as root) with an empty database; a SQLAlchemy URL
   `postgresql+psycopg://...`. Tests that need a clean database create their own schema or database.
-- `elasticsearch_url`: a throw-away Elasticsearch (scripts/elasticsearch.py: the Maven Central distribution that
+- `elasticsearch_url`: a throw-away Elasticsearch (scripts/elasticsearch_local.py: the Maven Central distribution that
   scripts/bootstrap installs, run as the `elasticsearch` system user when root) on a free port, `http://…`.
   Tests use their own index names. `LocalElasticsearch` starts one a test can stop and start again.
 """
@@ -101,7 +101,7 @@ def postgres_url() -> Iterator[str]:
 
 
 class LocalElasticsearch:
-    """One Elasticsearch server in `directory` on `port` (free if None), started with scripts/elasticsearch.py.
+    """One Elasticsearch server in `directory` on `port` (free if None), started with scripts/elasticsearch_local.py.
     `start()` waits until cluster health is green/yellow (TimeoutError with the log's tail otherwise); `stop()`
     sends SIGTERM to its process group and waits; a stopped one starts again on the same port and data."""
 
@@ -125,7 +125,7 @@ class LocalElasticsearch:
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "scripts" / "elasticsearch.py"), "run", "--data-dir", str(self.directory),
+                [sys.executable, str(ROOT / "scripts" / "elasticsearch_local.py"), "run", "--data-dir", str(self.directory),
                  "--http-port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )

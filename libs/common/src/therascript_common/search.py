@@ -9,7 +9,7 @@
 
 The analyzer depends on the server: the official image has `analysis-common` (the `english` analyzer); the
 local Maven Central distribution does not, and gets standard tokenizer + lowercase + English stop words +
-`hunspell` en_US stemming (scripts/elasticsearch.py puts the dictionary in its config).
+`hunspell` en_US stemming (scripts/elasticsearch_local.py puts the dictionary in its config).
 """
 
 from __future__ import annotations

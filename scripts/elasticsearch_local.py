@@ -1,7 +1,7 @@
 """The local Elasticsearch: install it from Maven Central, and run one instance (standard library only).
 
-    python3 scripts/elasticsearch.py install
-    python3 scripts/elasticsearch.py run --data-dir var/elasticsearch --http-port 9201 [--transport-port 9301]
+    python3 scripts/elasticsearch_local.py install
+    python3 scripts/elasticsearch_local.py run --data-dir var/elasticsearch --http-port 9201 [--transport-port 9301]
 
 No Debian or PyPI package ships an Elasticsearch server and there is no Docker engine here, so the local
 default is Maven Central's runnable distribution `org.elasticsearch.distribution.integ-test-zip:elasticsearch`
