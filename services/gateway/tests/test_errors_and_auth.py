@@ -101,3 +101,12 @@ def test_cors_preflight_and_exposed_headers(client):
 def test_every_response_carries_a_request_id(client):
     assert len(client.get("/api/analysis-jobs").headers["x-request-id"]) == 32
     assert client.get("/api/analysis-jobs", headers={"X-Request-Id": "abc-1"}).headers["x-request-id"] == "abc-1"
+
+
+def test_405_lists_every_method_served_at_the_path(client):
+    """Before: Starlette's 405 named only the first route's methods (`Allow: POST` on /api/analysis-jobs, which
+    also serves GET), so the header contradicted the OpenAPI document (schemathesis ST205)."""
+    response = client.request("OPTIONS", "/api/analysis-jobs")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+    assert response.json()["error"] == "MethodNotAllowedError"
+    assert client.put("/api/sessions/1").headers["allow"] == "DELETE, GET"

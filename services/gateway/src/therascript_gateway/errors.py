@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import grpc
@@ -92,6 +93,19 @@ def grpc_error_response(error: grpc.RpcError) -> JSONResponse:
     return error_response(status, kind, message, details)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API serves at this path, from its OpenAPI document (Starlette's own 405 names only the
+    methods of the first route that matched the path, not of the others at the same path)."""
+    table = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"),
+                  {method.upper() for method in item})
+                 for path, item in request.app.openapi()["paths"].items()]
+        request.app.state.allowed_methods = table
+    path = request.scope["path"]
+    return sorted({m for pattern, methods in table if pattern.match(path) for m in methods})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Registers handlers so that every error leaves the gateway in the contract's body."""
 
@@ -116,6 +130,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and exc.detail == "Not Found":
             message = f"Route {request.method} {request.url.path} not found."
             return error_response(404, "NotFound", message)
+        if exc.status_code == 405:
+            allow = ", ".join(_allowed_methods(request))
+            return error_response(405, "MethodNotAllowedError", f"{request.method} is not allowed here; use {allow}.",
+                                  headers={"Allow": allow})
         return error_response(exc.status_code, _STATUS_KINDS.get(exc.status_code, "Error"), str(exc.detail),
                               headers=getattr(exc, "headers", None))
 

@@ -1,14 +1,26 @@
-"""Shared body-field types of the gateway's edge validation: names (one rule, therascript_common.names).
+"""Shared body-field types of the gateway's edge validation: names (one rule, therascript_common.names) and
+texts that must hold something besides whitespace.
 
-A violation is a pydantic error, so it leaves as 400 `ValidationError` naming the field."""
+A violation is a pydantic error, so it leaves as 400 `ValidationError` naming the field. The OpenAPI schema of
+each type says the same as a `pattern`, so a client (or schemathesis) can tell a valid value from its schema."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from therascript_common.names import clean_name
+
+#: What a name may not contain, as a character class body (therascript_common.names): C0/C1 controls, bidi
+#: marks, overrides and isolates, zero-width characters.
+_FORBIDDEN = r"\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+#: A name, in the document: no forbidden character, and at least one that is not whitespace.
+NAME_PATTERN = rf"^[^{_FORBIDDEN}]*[^\s{_FORBIDDEN}][^{_FORBIDDEN}]*$"
+#: A text that must not be blank, in the document (unanchored: "holds a non-whitespace character").
+NON_BLANK_PATTERN = r"\S"
+#: A calendar date as the contract writes it (month 01-12, day 01-31; the owning service checks the rest).
+DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 
 
 def _cleaned(value: object) -> object:
@@ -21,12 +33,17 @@ def _blank_is_none(value: object) -> object:
     return value
 
 
+def _name(max_chars: int) -> Any:
+    return Field(min_length=1, max_length=max_chars, json_schema_extra={"pattern": NAME_PATTERN})
+
+
 _Clean = BeforeValidator(_cleaned)
 
 #: Required names: NFC, trimmed, 1..N characters, no control/bidi/zero-width characters.
-Name200 = Annotated[str, _Clean, Field(min_length=1, max_length=200)]
-Name100 = Annotated[str, _Clean, Field(min_length=1, max_length=100)]
-Name50 = Annotated[str, _Clean, Field(min_length=1, max_length=50)]
-FileName = Annotated[str, _Clean, Field(min_length=1, max_length=255)]
-#: As Name200, but blank means "no name" (None), as chat renames have it.
-ClearableName200 = Annotated[Name200 | None, BeforeValidator(_blank_is_none)]
+Name200 = Annotated[str, _Clean, _name(200)]
+Name100 = Annotated[str, _Clean, _name(100)]
+Name50 = Annotated[str, _Clean, _name(50)]
+FileName = Annotated[str, _Clean, _name(255)]
+#: As Name200, but blank (or null) means "no name", as chat renames have it.
+ClearableName200 = Annotated[Name200 | None, BeforeValidator(_blank_is_none), WithJsonSchema({
+    "anyOf": [{"type": "string", "maxLength": 200, "pattern": rf"^[^{_FORBIDDEN}]*$"}, {"type": "null"}]})]

@@ -3,7 +3,8 @@ and on every operation the error statuses it can answer, instead of FastAPI's de
 never sends: validation failures are 400, errors.py).
 
 Which statuses an operation declares follows from what can produce them:
-- 400 `ValidationError`/`BadRequestError`: it takes parameters or a body (edge validation, INVALID_ARGUMENT);
+- 400 `ValidationError`/`BadRequestError`: it takes parameters or a body (edge validation), or calls a backend
+  (INVALID_ARGUMENT);
 - 401: it is protected (EdgeGuardMiddleware; the bearer scheme is declared by `require_token`);
 - 404: it names a resource (path parameters) or takes a body naming one (NOT_FOUND);
 - 409: it changes something (POST/PUT/PATCH/DELETE: ALREADY_EXISTS, FAILED_PRECONDITION);
@@ -54,7 +55,7 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
     statuses: set[int] = set()
-    if parameters or has_body:
+    if parameters or has_body or path not in _LOCAL:
         statuses.add(400)
     if path not in _PUBLIC:
         statuses.add(401)

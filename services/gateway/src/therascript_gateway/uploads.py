@@ -36,7 +36,7 @@ from therascript.sessions.v1 import sessions_pb2 as pb
 from therascript.sessions.v1 import sessions_pb2_grpc
 
 from .errors import ApiError
-from .fields import Name200
+from .fields import DATE_PATTERN, Name200
 from .streams import StreamSlots
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class UploadForm(BaseModel):
 
     clientName: Name200
     sessionName: Name200
-    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date: str = Field(pattern=DATE_PATTERN)
     sessionType: Name200
     therapy: Name200
     numSpeakers: Annotated[int, BeforeValidator(_decimal_integer)] = 2

@@ -99,6 +99,8 @@ async def readiness(clients: ServiceClients = Depends(get_clients)) -> JSONRespo
     return JSONResponse(body, status_code=200 if result.ready else 503)
 
 
-@public_router.get("/schema", summary="Redirects to the Swagger UI", include_in_schema=True)
+@public_router.get("/schema", summary="Redirects to the Swagger UI", include_in_schema=True,
+                   response_class=RedirectResponse, status_code=307,
+                   responses={307: {"description": "To /api/docs", "content": {}}})
 async def schema() -> RedirectResponse:
     return RedirectResponse("/api/docs", status_code=307)

@@ -14,7 +14,7 @@ from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients, get_settings, optional_call
 from ..errors import ApiError
-from ..fields import FileName, Name100, Name200
+from ..fields import DATE_PATTERN, NON_BLANK_PATTERN, FileName, Name100, Name200
 from ..json_body import enum_names, json_response
 from ..params import ParagraphIndex, SessionId
 from ..settings import GatewaySettings
@@ -80,7 +80,7 @@ class MetadataBody(_Strict):
 
     clientName: Name200 | None = None
     sessionName: Name200 | None = None
-    date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date: str | None = Field(None, pattern=DATE_PATTERN)
     sessionType: Name200 | None = None
     therapy: Name200 | None = None
     fileName: FileName | None = None
@@ -89,7 +89,7 @@ class MetadataBody(_Strict):
 
 class ParagraphEditBody(_Strict):
     paragraphIndex: int = Field(ge=0, le=2**31 - 1)
-    newText: str = Field(min_length=1, max_length=10_000)
+    newText: str = Field(min_length=1, max_length=10_000, json_schema_extra={"pattern": NON_BLANK_PATTERN})
 
 
 class SpeakerBody(_Strict):
@@ -110,12 +110,14 @@ async def list_sessions(clients: ServiceClients = Depends(get_clients)) -> Respo
 
 
 def _upload_request_body() -> dict:
-    """The multipart form as an OpenAPI requestBody (the route reads the body itself, as a stream)."""
-    text = {name: {"type": "string"} for name in UploadForm.model_fields if name != "numSpeakers"}
-    text["date"] = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
-    properties = {FILE_FIELD: {"type": "string", "format": "binary"}, **text,
-                  "numSpeakers": {"type": "integer", "minimum": 1, "maximum": 10, "default": 2}}
-    schema = {"type": "object", "required": [FILE_FIELD, *(n for n in text)], "properties": properties}
+    """The multipart form as an OpenAPI requestBody (the route reads the body itself, as a stream); the text
+    fields' schemas are UploadForm's own, so the document and the validation cannot drift apart."""
+    form = UploadForm.model_json_schema()
+    text = {name: schema for name, schema in form["properties"].items() if name != "numSpeakers"}
+    properties = {FILE_FIELD: {"type": "string", "format": "binary"}, **text, "numSpeakers": {
+        "type": "integer", "minimum": -99_999_999, "maximum": 999_999_999, "default": 2,
+        "description": "Speakers in the recording; clamped to 1..10"}}
+    schema = {"type": "object", "required": [FILE_FIELD, *form["required"]], "properties": properties}
     return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 

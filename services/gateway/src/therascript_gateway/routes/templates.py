@@ -6,18 +6,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from therascript.chat.v1 import chat_pb2
 
 from ..clients import ServiceClients, get_clients
-from ..fields import Name200
+from ..fields import NON_BLANK_PATTERN, Name200
 from ..params import TemplateId
 
 router = APIRouter(tags=["templates"])
 
 Title = Name200  # NFC, trimmed, no control/bidi/zero-width characters; uniqueness is the chat service's (409)
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
+                 Field(json_schema_extra={"pattern": NON_BLANK_PATTERN})]
 
 
 class TemplateBody(BaseModel):
