@@ -5,6 +5,8 @@
 FROM localhost/therascript-ci/bookworm-minbase:latest
 COPY host-ca/ /usr/local/share/ca-certificates/
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-RUN python3 -m venv /usr/local && ln -sf /usr/local/bin/python3 /usr/local/bin/python
+# The official image ships Python's C headers (a C extension without a wheel compiles against them): so do we.
+RUN apt-get update && apt-get install -y --no-install-recommends libpython3.11-dev && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /usr/local && ln -sf /usr/local/bin/python3 /usr/local/bin/python
 ENV LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 CMD ["python3"]
