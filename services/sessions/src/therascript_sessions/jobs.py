@@ -70,6 +70,7 @@ class TranscriptionJobs:
         self._max_attempts = max_attempts
         self._heartbeat_timeout_s = heartbeat_timeout_s
         self._job_timeout_s = job_timeout_s
+        self._redis_away = False  # the last reconciler pass found Redis unreachable
 
     # --- creation -------------------------------------------------------------------------------
     @staticmethod
@@ -131,8 +132,13 @@ class TranscriptionJobs:
         try:
             self._redis.ping()
         except (RedisConnectionError, RedisTimeoutError) as error:
-            log.warning("reconciler: Redis is unreachable (%s); deciding nothing until it is back", error)
+            if not self._redis_away:  # once per outage, not every pass
+                log.warning("reconciler: Redis is unreachable (%s); deciding nothing until it is back", error)
+            self._redis_away = True
             return 0
+        if self._redis_away:
+            log.info("reconciler: Redis is back")
+            self._redis_away = False
         acted = 0
         with self._db.transaction() as session:
             jobs = list(session.scalars(select(TranscriptionJobRow).where(TranscriptionJobRow.status.in_(ACTIVE_STATUSES))))
