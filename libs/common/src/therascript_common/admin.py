@@ -271,6 +271,25 @@ class AdminData:
             table_rows = rows.get(table.name, [])
             for start in range(0, len(table_rows), _INSERT_BATCH):
                 conn.execute(sa.insert(table), table_rows[start:start + _INSERT_BATCH])
+        self._sync_sequences(conn)
+
+    def _sync_sequences(self, conn: sa.Connection, restart: bool = False) -> None:
+        """PostgreSQL: each integer id sequence continues after the largest id (or restarts at 1), so rows
+        inserted with their ids do not collide with the next generated one. SQLite keeps its own counters."""
+        if conn.dialect.name != "postgresql":
+            return
+        for table in self.transient_tables + self.tables:
+            keys = list(table.primary_key.columns)
+            if len(keys) != 1 or not isinstance(keys[0].type, sa.Integer):
+                continue
+            sequence = conn.execute(sa.select(sa.func.pg_get_serial_sequence(table.name, keys[0].name))).scalar()
+            if sequence is None:
+                continue
+            if restart:
+                conn.execute(sa.select(sa.func.setval(sequence, 1, False)))
+            else:
+                conn.execute(sa.text(f'SELECT setval(:seq, COALESCE(MAX("{keys[0].name}"), 1), MAX("{keys[0].name}") '
+                                     f'IS NOT NULL) FROM "{table.name}"'), {"seq": sequence})
 
     def _delete_rows(self, conn: sa.Connection) -> None:
         for table in reversed(self.transient_tables + self.tables):
@@ -352,6 +371,7 @@ class AdminData:
                     names = [t.name for t in self.transient_tables + self.tables]
                     conn.execute(sa.text("DELETE FROM sqlite_sequence WHERE name IN :names")
                                  .bindparams(sa.bindparam("names", expanding=True)), {"names": names})
+                self._sync_sequences(conn, restart=True)
             swapped = self._swap_in({}, uuid.uuid4().hex)
             self._drop_old(swapped)
             if self.after_change is not None:
