@@ -189,3 +189,9 @@ def test_every_compose_env_name_is_a_setting_of_that_service(compose, name) -> N
             assert host in compose["services"], f"{name}: {key} → {host}, no such compose service"
             target_port = THERASCRIPT_SERVICES.get(host)
             assert target_port == int(port), f"{name}: {key} → {value}, but {host} serves {target_port}"
+
+
+def test_compose_elasticsearch_is_the_version_the_local_run_uses() -> None:
+    compose_image = yaml.safe_load((DEPLOY / "compose.yml").read_text())["services"]["elasticsearch"]["image"]
+    local = re.search(r'^VERSION = "([\d.]+)"', (ROOT / "scripts" / "elasticsearch_local.py").read_text(), re.M)
+    assert local and compose_image.endswith(f":{local.group(1)}")

@@ -48,9 +48,9 @@ stand_in docker.io/library/traefik:v3.7 deploy/ci/stand-ins/traefik.Dockerfile "
 
 ES_IMAGE=docker.elastic.co/elasticsearch/elasticsearch:9.5.4
 if ! have "$ES_IMAGE"; then
-  es_home="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import elasticsearch as e; print(e.install())')"
-  java_home="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import elasticsearch as e; print(e.find_java_home())')"
-  grep -q "VERSION = \"${ES_IMAGE##*:}\"" scripts/elasticsearch.py || { log "scripts/elasticsearch.py is not ${ES_IMAGE##*:}"; exit 1; }
+  es_home="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import elasticsearch_local as e; print(e.install())')"
+  java_home="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import elasticsearch_local as e; print(e.find_java_home())')"
+  grep -q "VERSION = \"${ES_IMAGE##*:}\"" scripts/elasticsearch_local.py || { log "scripts/elasticsearch_local.py is not ${ES_IMAGE##*:}"; exit 1; }
   mkdir -p "$WORK/es"
   cp -a "$es_home" "$WORK/es/elasticsearch"
   cp -a "$java_home" "$WORK/es/jdk"

@@ -1,5 +1,5 @@
 # CI stand-in for docker.elastic.co/elasticsearch/elasticsearch:9.5.4 (no registry reachable): the Maven Central
-# distribution of scripts/elasticsearch.py (copied in as elasticsearch/) on the host's JDK >= 21 (jdk/), with the
+# distribution of scripts/elasticsearch_local.py (copied in as elasticsearch/) on the host's JDK >= 21 (jdk/), with the
 # hunspell dictionary that distribution needs for English stemming. Single node, security off (the compose
 # backend network is internal), uid 1000 as in the official image, curl for the compose healthcheck.
 FROM docker.io/library/python:3.11-slim-bookworm
