@@ -11,6 +11,7 @@ import uvicorn
 from therascript_common.logging import configure_logging
 
 from .app import create_app
+from .http_protocol import BoundedHeadHttpToolsProtocol
 from .settings import GatewaySettings
 
 log = logging.getLogger("therascript_gateway")
@@ -35,7 +36,7 @@ def main() -> None:
         log.warning("THERASCRIPT_API_TOKEN is not set: authentication is OFF, listening on loopback only (%s).",
                     settings.host)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
+                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, http=BoundedHeadHttpToolsProtocol)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from .app import create_app
+from .http_protocol import BoundedHeadHttpToolsProtocol
 from .settings import GatewaySettings
 
 
@@ -23,7 +24,7 @@ def serve_gateway(settings: GatewaySettings) -> Iterator[tuple[str, int]]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(settings), log_config=None, timeout_keep_alive=5,
-                            h11_max_incomplete_event_size=64 * 1024)
+                            h11_max_incomplete_event_size=64 * 1024, http=BoundedHeadHttpToolsProtocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
