@@ -1,5 +1,5 @@
 """The analysis deployable (console script `therascript-analysis`): it migrates its own database, answers
-grpc.health.v1 and its RPCs, and stops cleanly on SIGTERM."""
+grpc.health.v1, its RPCs and the Admin RPCs (ops' backup/reset), and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import grpc
 from grpc_process import grpc_service_process
 
 from therascript.analysis.v1 import analysis_pb2, analysis_pb2_grpc
+from therascript.common.v1 import admin_pb2, admin_pb2_grpc
 
 
 def test_starts_answers_and_stops_cleanly(tmp_path, redis_url):
@@ -21,5 +22,8 @@ def test_starts_answers_and_stops_cleanly(tmp_path, redis_url):
             assert error.code() == grpc.StatusCode.NOT_FOUND
         else:
             raise AssertionError("GetJob of an unknown job answered")
+        admin = admin_pb2_grpc.AdminStub(grpc.insecure_channel(target)).Describe(admin_pb2.AdminEmpty(), timeout=5)
+        assert admin.service == "analysis" and admin.schema_version == "0001"
+        assert admin.counts["analysis_jobs"] == 0
     assert process.returncode == 0
     assert (tmp_path / "analysis.sqlite").exists()

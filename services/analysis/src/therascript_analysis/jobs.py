@@ -84,7 +84,7 @@ class AnalysisJobs:
         self._events = events
         self._sessions = sessions
         self._llm = llm
-        self._queue = Queue(queue_name, connection=redis)
+        self.queue = Queue(queue_name, connection=redis)
         self._job_timeout_s = job_timeout_s
         self._max_attempts = max_attempts
         self._heartbeat_timeout_s = heartbeat_timeout_s
@@ -142,7 +142,7 @@ class AnalysisJobs:
 
     def enqueue(self, job_id: int, attempt: int) -> None:
         """Puts attempt `attempt` of the job on the RQ queue, with the caller's request id (redis errors propagate)."""
-        self._queue.enqueue(JOB_FUNCTION, job_id, attempt, request_id_var.get(), job_id=rq_job_id(job_id, attempt),
+        self.queue.enqueue(JOB_FUNCTION, job_id, attempt, request_id_var.get(), job_id=rq_job_id(job_id, attempt),
                             job_timeout=self._job_timeout_s, result_ttl=3600, failure_ttl=86400)
 
     # --- queries --------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from redis import Redis
 
 from therascript.analysis.v1 import analysis_pb2, analysis_pb2_grpc
+from therascript_common.admin import AdminServicer, admin_registration
 from therascript_common.background import Periodic
 from therascript_common.grpc_server import registration, run
 
+from .admin import build_admin
 from .clients import LlmClient, SessionsClient
 from .events import EventLog
 from .jobs import AnalysisJobs
@@ -31,10 +33,12 @@ class AnalysisApp:
     servicer: AnalysisServicer
     sessions: SessionsClient
     llm: LlmClient
+    admin: AdminServicer
     loops: list[Periodic] = field(default_factory=list)
 
     def registrations(self) -> list:
-        return [registration(analysis_pb2, analysis_pb2_grpc, "AnalysisService", self.servicer)]
+        return [registration(analysis_pb2, analysis_pb2_grpc, "AnalysisService", self.servicer),
+                admin_registration(self.admin)]
 
     def start_background(self) -> None:
         """The reconciler: jobs left running by a dead worker are resumed or failed, never left hanging."""
@@ -60,7 +64,8 @@ def build(settings: AnalysisSettings) -> AnalysisApp:
     jobs = AnalysisJobs(db, redis, events, sessions, llm, settings.queue_name, settings.job_timeout_s,
                         settings.max_attempts, settings.heartbeat_timeout_s)
     servicer = AnalysisServicer(jobs, JobStreams(jobs, events))
-    return AnalysisApp(settings, db, redis, jobs, servicer, sessions, llm)
+    admin = build_admin(db, jobs.queue, settings)
+    return AnalysisApp(settings, db, redis, jobs, servicer, sessions, llm, admin)
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ class RunningAnalysis:
             while time.monotonic() < deadline:
                 if self.worker.poll() is not None:
                     raise RuntimeError(f"the analysis worker exited with {self.worker.returncode}:\n{self.worker_log()}")
-                workers = Worker.all(connection=redis, queue=self.app.jobs._queue)
+                workers = Worker.all(connection=redis, queue=self.app.jobs.queue)
                 if any(w.pid == self.worker.pid for w in workers):
                     return self.worker
                 time.sleep(0.1)
