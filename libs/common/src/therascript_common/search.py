@@ -70,9 +70,14 @@ def analysis_settings(client: Elasticsearch) -> dict:
     }
 
 
-def text_field() -> dict:
-    """A full-text field analyzed with TEXT_ANALYZER, with a `keyword` subfield for exact filters."""
-    return {"type": "text", "analyzer": TEXT_ANALYZER, "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
+def text_field(highlighted: bool = False) -> dict:
+    """A full-text field analyzed with TEXT_ANALYZER, with a `keyword` subfield for exact filters. `highlighted`:
+    offsets are indexed, so the highlighter reads them instead of analyzing every hit's text again (hunspell
+    analysis is the expensive part of a search: ~30 % of its time at 10 000 paragraphs)."""
+    field = {"type": "text", "analyzer": TEXT_ANALYZER, "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
+    if highlighted:
+        field["index_options"] = "offsets"
+    return field
 
 
 class SearchIndex:
@@ -292,12 +297,14 @@ _PHRASE = re.compile(r'"([^"]+)"')
 
 def text_clauses(query: str, fields: list[str], phrase_field: str) -> list[dict]:
     """`bool.must` clauses for a user query: each "quoted phrase" must match as a phrase on `phrase_field`;
-    the other words go to one `multi_match` (best fields, fuzziness AUTO) over `fields`. [] for a blank query."""
+    the other words go to one `multi_match` (best fields, any word) over `fields`. [] for a blank query.
+    No fuzziness (the original had AUTO): English stems already match word forms, and fuzzy expansion made
+    query + highlight 5-30x slower here (p90 ~800 ms at 10 000 paragraphs, vs ~40 ms without)."""
     phrases = [p.strip() for p in _PHRASE.findall(query) if p.strip()]
     rest = _PHRASE.sub(" ", query).replace('"', " ").strip()
     clauses: list[dict] = [{"match_phrase": {phrase_field: phrase}} for phrase in phrases]
     if rest:
-        clauses.append({"multi_match": {"query": rest, "fields": fields, "type": "best_fields", "fuzziness": "AUTO"}})
+        clauses.append({"multi_match": {"query": rest, "fields": fields, "type": "best_fields"}})
     return clauses
 
 

@@ -30,7 +30,7 @@ PROPERTIES = {
     "chat_id": {"type": "long"},
     "session_id": {"type": "long"},
     "sender": KEYWORD,
-    "text": search.text_field(),
+    "text": search.text_field(highlighted=True),
     "chat_name": search.text_field(),
     "tags": search.text_field(),
     "client_name": search.text_field(),

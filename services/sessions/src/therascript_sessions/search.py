@@ -27,7 +27,7 @@ PROPERTIES = {
     "doc_id": KEYWORD,
     "session_id": {"type": "long"},
     "paragraph_index": {"type": "integer"},
-    "text": search.text_field(),
+    "text": search.text_field(highlighted=True),
     "speaker": search.text_field(),
     "timestamp_ms": {"type": "long"},
     "client_name": search.text_field(),
