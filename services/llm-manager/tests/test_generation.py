@@ -56,7 +56,7 @@ def test_generate_refuses_empty_conversations(llm: Running) -> None:
 
 
 def test_prompt_larger_than_the_context_window_is_invalid_argument(llm: Running) -> None:
-    huge = "word " * 3000  # > 2048 tokens
+    huge = "word " * 9000  # > 8192 tokens (the packaged model's full context, the default)
     with pytest.raises(grpc.RpcError) as error:
         list(llm.stub.Generate(llm_pb2.GenerateRequest(messages=[user(huge)], max_tokens=5)))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -66,7 +66,7 @@ def test_count_tokens_uses_the_models_tokenizer(llm: Running) -> None:
     reply = llm.stub.CountTokens(llm_pb2.CountTokensRequest(texts=["hello world", "", "a b c d e f g h"]))
     assert reply.method == llm_pb2.TOKEN_COUNT_METHOD_TOKENIZER
     assert list(reply.counts) == [2, 0, 8]
-    assert reply.context_size == 2048
+    assert reply.context_size == 8192  # the packaged model's trained context: the default when none is set
 
 
 def _slot_busy(base_url: str) -> bool:

@@ -23,6 +23,8 @@ from .store import ModelStore
 
 log = logging.getLogger(__name__)
 
+FALLBACK_CONTEXT_SIZE = 2048  # tokens, for a model whose GGUF header gives no context length
+
 Launcher = Callable[[LaunchSpec], Runtime]
 
 
@@ -76,8 +78,16 @@ class ActiveModel:
         return snap.runtime if snap.state is LoadState.LOADED else None
 
     def context_size_for(self, settings: ModelSettings) -> int:
-        """The context window a load with `settings` gets, tokens."""
-        return settings.context_size or self._config.default_context_size
+        """The context window a load with `settings` gets, tokens: the configured size, else the operator's
+        default, else the largest the model supports (its trained context, capped by max_context_size;
+        FALLBACK_CONTEXT_SIZE when the model's header does not say)."""
+        configured = settings.context_size or self._config.default_context_size
+        if configured:
+            return configured
+        trained = None
+        if settings.active_model and self._store.exists(settings.active_model):
+            trained = self._store.get(settings.active_model).header.context_length
+        return min(trained or FALLBACK_CONTEXT_SIZE, self._config.max_context_size)
 
     @property
     def runtime_kind(self) -> str:

@@ -32,7 +32,9 @@ class LlmManagerSettings(ServiceSettings):
     remote_api_token: SecretStr | None = None
     remote_model: str = "default"  # model name sent to the remote server
 
-    default_context_size: int = Field(default=2048, gt=0)  # tokens, used when no context size is set
+    # tokens, used when no context size is set; None = the model's trained maximum (GGUF context_length, e.g.
+    # 8192 for the packaged SmolLM2), capped by max_context_size
+    default_context_size: int | None = Field(default=None, gt=0)
     max_context_size: int = Field(default=131072, gt=0)  # tokens, upper bound for SetModel
     n_gpu_layers: int = -1  # default offload when SetModel gives none; -1 = all layers (no effect on CPU)
     threads: int | None = None  # CPU threads for generation; None = llama.cpp's choice
