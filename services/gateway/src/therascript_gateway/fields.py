@@ -19,8 +19,12 @@ _FORBIDDEN = r"\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\
 NAME_PATTERN = rf"^[^{_FORBIDDEN}]*[^\s{_FORBIDDEN}][^{_FORBIDDEN}]*$"
 #: A text that must not be blank, in the document (unanchored: "holds a non-whitespace character").
 NON_BLANK_PATTERN = r"\S"
-#: A calendar date as the contract writes it (month 01-12, day 01-31; the owning service checks the rest).
-DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+#: A calendar date as the contract writes it (year 1000-9999, month 01-12, day 01-31; the owning service checks
+#: the rest, e.g. 2026-02-30).
+DATE_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+DATE_LENGTH = 10  # also stated, so no generator reads `$` as "before a final newline" (Python's re does)
+#: A `YYYY-MM-DD` date field.
+DateText = Annotated[str, Field(pattern=DATE_PATTERN, min_length=DATE_LENGTH, max_length=DATE_LENGTH)]
 
 
 def _cleaned(value: object) -> object:

@@ -10,6 +10,7 @@ Which statuses an operation declares follows from what can produce them:
 - 409: it changes something (POST/PUT/PATCH/DELETE: ALREADY_EXISTS, FAILED_PRECONDITION);
 - 413: it takes a body (the body cap, or the upload limit);
 - 501/503/504: it calls a backend service (UNIMPLEMENTED, UNAVAILABLE, DEADLINE_EXCEEDED);
+- 431: any request whose line and headers pass the head cap (http_protocol.py), before routing;
 - the upload also 408 (a silent client), and the audio stream 416 (a range past the end).
 """
 
@@ -40,6 +41,7 @@ _DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "The body is larger than allowed",
     416: "Range not satisfiable",
+    431: "The request line and headers are larger than allowed",
     501: "Not implemented yet",
     503: "A backend service is unavailable, or the server is busy",
     504: "A backend service did not answer in time",
@@ -54,7 +56,7 @@ _EXTRA = {("post", "/api/sessions/upload"): {408, 413}, ("get", "/api/sessions/{
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
-    statuses: set[int] = set()
+    statuses: set[int] = {431}
     if parameters or has_body or path not in _LOCAL:
         statuses.add(400)
     if path not in _PUBLIC:

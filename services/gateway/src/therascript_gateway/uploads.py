@@ -24,7 +24,7 @@ from typing import Annotated
 
 import grpc
 from fastapi import Request
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 from starlette.requests import ClientDisconnect
 from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.parser import ParseFailedException
@@ -36,7 +36,7 @@ from therascript.sessions.v1 import sessions_pb2 as pb
 from therascript.sessions.v1 import sessions_pb2_grpc
 
 from .errors import ApiError
-from .fields import DATE_PATTERN, Name200
+from .fields import DateText, Name200
 from .streams import StreamSlots
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class UploadForm(BaseModel):
 
     clientName: Name200
     sessionName: Name200
-    date: str = Field(pattern=DATE_PATTERN)
+    date: DateText
     sessionType: Name200
     therapy: Name200
     numSpeakers: Annotated[int, BeforeValidator(_decimal_integer)] = 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from werkzeug.http import parse_range_header
 
 from therascript.analysis.v1 import analysis_pb2
@@ -14,7 +15,7 @@ from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients, get_settings, optional_call
 from ..errors import ApiError
-from ..fields import DATE_PATTERN, NON_BLANK_PATTERN, FileName, Name100, Name200
+from ..fields import NON_BLANK_PATTERN, DateText, FileName, Name100, Name200
 from ..json_body import enum_names, json_response
 from ..params import ParagraphIndex, SessionId
 from ..settings import GatewaySettings
@@ -76,15 +77,19 @@ class _Strict(BaseModel):
 
 
 class MetadataBody(_Strict):
-    """Names are NFC, trimmed, free of control/bidi/zero-width characters (fields.py, issue 7 item 13)."""
+    """At least one field. Names are NFC, trimmed, free of control/bidi/zero-width characters (fields.py, issue 7
+    item 13)."""
 
-    clientName: Name200 | None = None
-    sessionName: Name200 | None = None
-    date: str | None = Field(None, pattern=DATE_PATTERN)
-    sessionType: Name200 | None = None
-    therapy: Name200 | None = None
-    fileName: FileName | None = None
-    showSpeakers: bool | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # null is accepted and means "unchanged"; the document leaves it out, so a generated body always changes one.
+    clientName: Name200 | SkipJsonSchema[None] = None
+    sessionName: Name200 | SkipJsonSchema[None] = None
+    date: DateText | SkipJsonSchema[None] = None
+    sessionType: Name200 | SkipJsonSchema[None] = None
+    therapy: Name200 | SkipJsonSchema[None] = None
+    fileName: FileName | SkipJsonSchema[None] = None
+    showSpeakers: bool | SkipJsonSchema[None] = None
 
 
 class ParagraphEditBody(_Strict):
