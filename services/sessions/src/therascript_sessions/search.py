@@ -92,13 +92,15 @@ class TranscriptSearch:
         single = {(int(s), int(i)) for t in targets if t.startswith("p:")
                   for s, i in [t[2:].split(":")] if int(s) not in whole}
         actions: list[dict] = []
+        # One scan for every whole session of the batch: which of their documents the index holds now.
+        indexed = self.index.ids_where({"terms": {"session_id": sorted(whole)}}) if whole else set()
+        current: set[str] = set()
         for session_id in sorted(whole):
             row = session.get(SessionRow, session_id)
             paragraphs = _paragraphs(session, session_id) if row is not None else []
-            current = {doc_id(session_id, p.paragraph_index) for p in paragraphs}
-            indexed = self.index.ids_where({"term": {"session_id": session_id}})
-            actions += [{"_op_type": "delete", "_id": key} for key in sorted(indexed - current)]
+            current |= {doc_id(session_id, p.paragraph_index) for p in paragraphs}
             actions += [_document(row, p) for p in paragraphs] if row is not None else []
+        actions = [{"_op_type": "delete", "_id": key} for key in sorted(indexed - current)] + actions
         for session_id, index in sorted(single):
             row = session.get(SessionRow, session_id)
             paragraph = session.scalars(select(ParagraphRow).where(
