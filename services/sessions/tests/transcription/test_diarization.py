@@ -177,3 +177,59 @@ def test_a_turn_change_without_a_clearer_pause_stays_put():
 
 def test_labels_are_numbered_by_first_appearance():
     assert number_by_appearance([3, 3, 1, 3, 0, 1]) == [0, 0, 1, 0, 2, 1]
+
+
+# --- issue 11: turns, count estimation, resegmentation (pure numpy/sklearn, no audio) ---------------------
+
+
+def _voices(counts: list[int], seed: int = 0):
+    """Unit embeddings around len(counts) random voice directions, counts[i] windows each, in that order."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(counts), 256))
+    rows = [centres[i] + 0.35 * rng.normal(size=(n, 256)) * np.linalg.norm(centres[i]) / 16
+            for i, n in enumerate(counts)]
+    embeddings = np.concatenate(rows).astype(np.float32)
+    return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+
+
+def _contiguous_windows(count: int) -> list[Window]:
+    return [Window(i * 0.5, i * 0.5 + 1.6) for i in range(count)]
+
+
+def test_the_speaker_count_is_estimated_from_the_embeddings():
+    from therascript_sessions.transcription.diarization import estimate_speakers
+
+    assert estimate_speakers(_voices([30, 25, 20])) == 3
+    assert estimate_speakers(_voices([40])) == 1
+
+
+def test_a_given_speaker_count_gives_exactly_that_many_clusters():
+    from therascript_sessions.transcription.diarization import cluster_windows
+
+    embeddings = _voices([40, 30, 20, 6])  # a fourth voice that speaks little
+    labels = cluster_windows(embeddings, _contiguous_windows(len(embeddings)), 4)
+    assert len(set(labels.tolist())) == 4
+
+
+def test_resegmentation_removes_an_isolated_flip():
+    import numpy as np
+
+    from therascript_sessions.transcription.diarization import resegment
+
+    embeddings = _voices([20, 20])
+    labels = np.array([0] * 20 + [1] * 20)
+    noisy = labels.copy()
+    mixed = 0.45 * embeddings[3] + 0.55 * embeddings[30]  # an ambiguous window, a bit nearer the other voice
+    embeddings[7] = mixed / np.linalg.norm(mixed)
+    noisy[7] = 1  # so the nearest centroid gives it away, once
+    windows = _contiguous_windows(40)
+    assert resegment(embeddings, windows, noisy).tolist() == labels.tolist()
+
+
+def test_window_turns_split_overlapping_windows_halfway_between_centres():
+    from therascript_sessions.transcription.diarization import window_turns
+
+    windows = [Window(0.0, 1.6), Window(0.5, 2.1), Window(1.0, 2.6), Window(5.0, 5.4)]
+    assert window_turns(windows, [0, 0, 1, 1]) == [(0.0, 1.55, 0), (1.55, 2.6, 1), (5.0, 5.4, 1)]
