@@ -16,7 +16,10 @@ Printed:
 - DER and JER (pyannote.metrics) per pyannote clip and overall, at collar 0 and ±0.25 s (NIST-style, i.e.
   pyannote.metrics' collar=0.5), with overlapping speech scored ("ovl") or skipped ("no-ovl"). numSpeakers is
   the reference's count ("oracle"), as a user who states it; `--auto` also scores the estimated count.
-- Each stage's speed as a multiple of real time (audio seconds / wall seconds), and the process's peak RSS.
+- Each stage's speed as a multiple of real time (audio seconds / wall seconds), the CPU time (the machine may
+  be shared: wall figures then understate), and the process's peak RSS.
+- DER is scored on the diarization's turns (`diarization.diarize`), and again on turns made of the labelled
+  words alone (what the paragraphs show).
 - `--memory 1,10,30,60`: peak RSS of the whole pipeline, in a fresh process per length, on N minutes of audio
   made by concatenating the pyannote clips (4 speakers).
 
@@ -61,7 +64,8 @@ def run_pipeline(path: Path, num_speakers: int | None, config: asr.AsrConfig) ->
     result = asr.transcribe(path, config)
     marks["asr"] = time.perf_counter()
     rss = {"asr": peak_rss_mb()}
-    words = diarization.assign_speakers(path, result.words, num_speakers)
+    found = diarization.diarize(path, result.words, num_speakers)  # assign_speakers(...) is found.words
+    words = found.words
     marks["diarization"] = time.perf_counter()
     rss["diarization"] = peak_rss_mb()
     paragraphs = build_paragraphs(words)
@@ -69,8 +73,8 @@ def run_pipeline(path: Path, num_speakers: int | None, config: asr.AsrConfig) ->
     seconds = {"asr": marks["asr"] - marks["start"], "diarization": marks["diarization"] - marks["asr"],
                "paragraphs": marks["paragraphs"] - marks["diarization"]}
     seconds["total"] = sum(seconds.values())
-    return {"words": words, "paragraphs": paragraphs, "duration_s": result.duration_s, "seconds": seconds,
-            "rss_mb": rss}
+    return {"words": words, "turns": found.turns, "paragraphs": paragraphs, "duration_s": result.duration_s,
+            "seconds": seconds, "rss_mb": rss}
 
 
 def warm_up(config: asr.AsrConfig) -> None:
@@ -109,7 +113,8 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
     modes = [("oracle", lambda c: c.num_speakers)] + ([("auto", lambda c: None)] if auto else [])
     out: dict = {}
     for mode, speakers_of in modes:
-        score = real_speech.DiarizationScore()
+        score, word_score = real_speech.DiarizationScore(), real_speech.DiarizationScore()
+        cpu_started = time.process_time()
         rows = []
         totals = {"audio_s": 0.0, "asr": 0.0, "diarization": 0.0, "paragraphs": 0.0}
         print(f"\nDER/JER — pyannote-audio 4.0.7 test clips, numSpeakers={mode}")
@@ -117,8 +122,9 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
               f"{'JER c.25':>8} {'asr':>8} {'diar':>8} {'rss MB':>7}")
         for clip in clips:
             run = run_pipeline(clip.audio, speakers_of(clip), config)
-            turns = real_speech.hypothesis_turns(run["words"])
+            turns = run["turns"]
             values = score.add(clip, turns)
+            word_score.add(clip, real_speech.hypothesis_turns(run["words"]))
             labels = len({t[2] for t in turns})
             for stage in ("asr", "diarization", "paragraphs"):
                 totals[stage] += run["seconds"][stage]
@@ -139,6 +145,13 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
               f"{_speed(totals['audio_s'], totals['diarization']):>8}")
         print("  DER no-ovl c0: {:.3f}   whole pipeline: {} real time   peak RSS {:.0f} MiB".format(
             overall[("DER", 0.0, True)], _speed(totals["audio_s"], pipeline_s).strip(), peak_rss_mb()))
+        cpu_s = time.process_time() - cpu_started
+        words_overall = word_score.totals()
+        print("  speaker of each word (turns made of the labelled words): DER c0 {:.3f}  c.25 {:.3f}  no-ovl c.25 "
+              "{:.3f}  JER c.25 {:.3f}".format(words_overall[("DER", 0.0, False)], words_overall[("DER", 0.25, False)],
+                                              words_overall[("DER", 0.25, True)], words_overall[("JER", 0.25, False)]))
+        print(f"  CPU time: {cpu_s:.1f} s for {totals['audio_s']:.0f} s of audio "
+              f"({totals['audio_s'] / cpu_s:.1f}× real time per core; the wall-clock figures depend on the load)")
         parts = score.components()
         print("  DER c.25 = missed {missed detection:.3f} + false alarm {false alarm:.3f} + confusion {confusion:.3f}"
               .format(**parts))
@@ -146,7 +159,9 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
                                                 for (m, c, s), v in overall.items()},
                      "speed": {stage: totals["audio_s"] / totals[stage] if totals[stage] else None
                                for stage in ("asr", "diarization", "paragraphs")},
-                     "pipeline_speed": totals["audio_s"] / pipeline_s, "components@0.25": parts}
+                     "pipeline_speed": totals["audio_s"] / pipeline_s, "components@0.25": parts,
+                     "cpu_s": cpu_s, "words_overall": {f"{m}@{c}{'/no-ovl' if s else ''}": v
+                                                       for (m, c, s), v in words_overall.items()}}
     return out
 
 
