@@ -72,6 +72,7 @@ class Stack:
     ops: OpsApp
     ops_target: str
     api: TestClient
+    gateway_settings: GatewaySettings
 
     @property
     def uploads(self) -> Path:
@@ -109,7 +110,7 @@ def start_stack(root: Path, elasticsearch_url: str | None = None, **ops_override
                               grpc_timeout_s=30)
     try:
         with TestClient(create_app(gateway)) as api:
-            yield Stack(root, redis, sessions, chat, llm, ops, f"127.0.0.1:{ops_port}", api)
+            yield Stack(root, redis, sessions, chat, llm, ops, f"127.0.0.1:{ops_port}", api, gateway)
     finally:
         ops_server.stop(0)
         ops.close()

@@ -10,12 +10,14 @@ import json
 import tarfile
 import time
 
+import httpx
 import pytest
 from ops_stack import start_stack, wav_bytes
 from redis import Redis
 from rq import Queue
 
 from therascript_chat.storage.tables import MessageRow
+from therascript_gateway.testing import serve_gateway
 from therascript_llm_manager.db import UsageRepository
 from therascript_sessions.testing import seed_completed_session
 
@@ -272,3 +274,21 @@ def test_reset_while_a_transcription_is_queued(tmp_path, elasticsearch_url):
                                      "sessionType": "Individual", "therapy": "CBT", "numSpeakers": "1"})
         assert again.status_code == 202 and again.json()["sessionId"] == 1
         assert queue.count == 1
+
+
+def test_imports_over_one_keep_alive_connection_of_the_real_http_server(populated):
+    """Through uvicorn (real sockets): an import answers only once the whole upload is read, so the next request
+    on the same connection is parsed as a request (the tar's trailing record padding once leaked into it: 431);
+    an import refused before the end of its upload closes the connection instead."""
+    good = _export(populated.api)
+    bomb = _bad_archives(good)["10000-members"][0]
+    with serve_gateway(populated.gateway_settings) as (host, port), \
+            httpx.Client(base_url=f"http://{host}:{port}", timeout=120) as http:
+        for _ in range(2):
+            archive = http.get("/api/admin/export-data")
+            assert archive.status_code == 200
+            reply = http.post("/api/admin/import-data", files={"backupFile": ("b.tar", archive.content)})
+            assert reply.status_code == 200, (len(archive.content), reply.text)
+        refused = http.post("/api/admin/import-data", files={"backupFile": ("b.tar", bomb)})
+        assert refused.status_code == 413 and refused.json()["error"]
+        assert http.get("/api/sessions").status_code == 200

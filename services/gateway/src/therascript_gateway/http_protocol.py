@@ -22,6 +22,14 @@ _RESPONSE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: app
              b"content-length: " + str(len(_BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + _BODY)
 
 
+async def _refuse(scope, receive, send) -> None:
+    """The ASGI answer to a request whose head was over the limit: 431, the error body, connection closed."""
+    await send({"type": "http.response.start", "status": 431,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_BODY)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": _BODY})
+
+
 class BoundedHeadHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that refuses a request whose head is still incomplete after MAX_HEAD_BYTES bytes
     (431, JSON error body, connection closed). Pass it as uvicorn's `http=`."""
@@ -30,10 +38,32 @@ class BoundedHeadHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._awaiting_head = True
         self._head_bytes = 0
+        self._heads_completed = 0
+        self._head_size = 0   # request line + headers of the head being parsed, as the parser reports them
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        """A head that arrived complete (perhaps in one read with its body) is judged by its own size; over the
+        limit, the request is answered 431 by `_refuse` instead of the app (its body is read and dropped)."""
         self._awaiting_head = False
-        super().on_headers_complete()
+        self._heads_completed += 1
+        too_large, self._head_size = self._head_size > MAX_HEAD_BYTES, 0
+        if not too_large:
+            super().on_headers_complete()
+            return
+        self.logger.warning("Request head over %d bytes: answered 431.", MAX_HEAD_BYTES)
+        app, self.app = self.app, _refuse
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -41,10 +71,12 @@ class BoundedHeadHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # Only a chunk that arrived wholly inside an incomplete head counts: one in which the previous message
-        # ended may be mostly that message's body (an upload's last 256 KiB read).
-        head_was_open = self._awaiting_head
+        # ended may be mostly that message's body (an upload's last 256 KiB read), and one in which a head was
+        # completed may hold that whole request (a 128 KiB multipart POST in one read: it was answered 431).
+        head_was_open, heads_before = self._awaiting_head, self._heads_completed
         super().data_received(data)
-        if not (head_was_open and self._awaiting_head) or self.transport.is_closing():
+        if (not (head_was_open and self._awaiting_head) or self._heads_completed != heads_before
+                or self.transport.is_closing()):
             return
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:

@@ -272,6 +272,8 @@ class Backups:
                     if total > settings.import_max_total_bytes:
                         raise TooLarge(f"The backup's members are over {settings.import_max_total_bytes} bytes in all.")
                     hashes[name] = self._extract(archive, member, members_dir / name)
+            while reader.read(PIECE_BYTES):   # the record padding after the end of the archive: the whole upload is
+                pass                          # received before answering (limit still counted)
         except (tarfile.TarError, EOFError, OSError, ValueError) as error:
             raise InvalidArgument(f"The backup is not a readable TAR archive: {error}") from None
         return hashes

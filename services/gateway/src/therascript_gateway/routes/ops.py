@@ -15,7 +15,7 @@ from streaming_form_data.targets import BaseTarget
 from therascript.ops.v1 import ops_pb2 as pb
 
 from ..clients import ServiceClients, get_clients
-from ..errors import ApiError
+from ..errors import ApiError, grpc_error_response
 from ..params import INT32_MAX, EpochMs, Offset
 
 router = APIRouter(tags=["ops"])
@@ -103,7 +103,7 @@ class _ArchiveTarget(BaseTarget):
 
 
 @router.post("/admin/import-data", summary="Import data from a tar archive")
-async def import_data(request: Request, clients: ServiceClients = Depends(get_clients)) -> dict:
+async def import_data(request: Request, clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
     """Streams the multipart field `backupFile` (a backup from export-data) into OpsService.ImportData,
     which validates it completely before anything changes. `{message}` with 200; 400 (not multipart, no
     `backupFile`, not a valid backup: unsafe member, checksum mismatch, newer format…), 409 (schema version
@@ -116,11 +116,13 @@ async def import_data(request: Request, clients: ServiceClients = Depends(get_cl
     call = clients.ops.ImportData(timeout=3600)
     target = _ArchiveTarget(call)
     parser.register("backupFile", target)
+    refused_early = False
     try:
         async for chunk in request.stream():
             await parser.adata_received(chunk)
             if call.done():
-                break  # ops refused the archive; its status is raised below
+                refused_early = True  # ops refused the archive; its status is answered below
+                break
         if not target.seen:
             raise ApiError(400, "The backup file is missing.", {"field": "backupFile"})
         await call.done_writing()
@@ -131,9 +133,17 @@ async def import_data(request: Request, clients: ServiceClients = Depends(get_cl
         call.cancel()
         raise ApiError(400, f"Malformed upload: {error}") from None
     except (grpc.aio.UsageError, grpc.aio.AioRpcError, RuntimeError):
-        pass  # the call already ended; awaiting it below raises its real status
-    reply = await call
-    return {"message": reply.message}
+        refused_early = True  # the call already ended; awaiting it below gives its real status
+    try:
+        reply = await call
+    except grpc.aio.AioRpcError as error:
+        if not refused_early:
+            raise
+        # The rest of the body was not read: close the connection, or its bytes would be read as the next request.
+        response = grpc_error_response(error)
+        response.headers["Connection"] = "close"
+        return response
+    return JSONResponse({"message": reply.message}, headers={"Connection": "close"} if refused_early else None)
 
 
 @router.get("/usage/history", summary="Usage by week")
