@@ -102,7 +102,13 @@ class _ArchiveTarget(BaseTarget):
             await self._call.write(pb.DataChunk(data=chunk))
 
 
-@router.post("/admin/import-data", summary="Import data from a tar archive")
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["backupFile"],
+    "properties": {"backupFile": {"type": "string", "format": "binary",
+                                  "description": "A backup from GET /api/admin/export-data (TAR)"}}}}}}}
+
+
+@router.post("/admin/import-data", summary="Import data from a tar archive", openapi_extra=_IMPORT_BODY)
 async def import_data(request: Request, clients: ServiceClients = Depends(get_clients)) -> JSONResponse:
     """Streams the multipart field `backupFile` (a backup from export-data) into OpsService.ImportData,
     which validates it completely before anything changes. `{message}` with 200; 400 (not multipart, no
