@@ -49,6 +49,7 @@ class Runner:
 RUNNERS: dict[str, Runner] = {
     "transcription_baseline": Runner(".venv-transcriber/bin/python",
                                      env={"PYTHONPATH": "services/sessions/src", "HF_HUB_OFFLINE": "1"}),
+    "quality": Runner(".venv-transcriber/bin/python"),
 }
 
 
