@@ -53,3 +53,8 @@ def test_clean_names_pass_the_edge(client):
 
 def test_a_blank_chat_name_still_clears_it(client):
     assert client.patch("/api/sessions/1/chats/1/name", json={"name": "  "}).status_code == 503
+
+
+def test_a_blank_tag_still_reaches_the_chat_service(client):
+    """The chat service clears every tag when one is blank (original behaviour); the edge must not refuse it."""
+    assert client.patch("/api/chats/1/details", json={"name": "n", "tags": ["ok", "  "]}).status_code == 503

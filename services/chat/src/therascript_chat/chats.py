@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from therascript_common import names
 from therascript_common.errors import InvalidArgument, NotFound
 
 from . import search
@@ -33,9 +34,18 @@ def _load(db: Session, chat_id: int, session_id: int | None) -> ChatRow:
     return chat
 
 
+def _forbidding(field: str, value: str) -> str:
+    """`value` NFC and trimmed (therascript_common.names); InvalidArgument for control/bidi/zero-width characters."""
+    try:
+        return names.clean_name(value)
+    except ValueError as error:
+        raise InvalidArgument(f"Chat {field} {error}.", [{"field": field, "message": str(error)}]) from None
+
+
 def clean_name(name: str | None) -> str | None:
-    """Trimmed name; blank or absent → None. InvalidArgument over 200 characters."""
-    name = (name or "").strip()
+    """NFC, trimmed name; blank or absent → None. InvalidArgument over 200 characters or for control, bidi or
+    zero-width characters."""
+    name = _forbidding("name", name or "")
     if len(name) > NAME_MAX_CHARS:
         raise InvalidArgument(f"Chat name must be at most {NAME_MAX_CHARS} characters.",
                               [{"field": "name", "message": f"at most {NAME_MAX_CHARS} characters"}])
@@ -50,7 +60,7 @@ def clean_tags(tags: list[str] | None) -> list[str] | None:
     """
     if not tags:
         return None
-    trimmed = [tag.strip() for tag in tags]
+    trimmed = [_forbidding("tags", tag) for tag in tags]
     if not all(trimmed):
         return None
     if len(trimmed) > TAGS_MAX:

@@ -6,6 +6,7 @@ each type says the same as a `pattern`, so a client (or schemathesis) can tell a
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
@@ -41,12 +42,23 @@ def _name(max_chars: int) -> Any:
     return Field(min_length=1, max_length=max_chars, json_schema_extra={"pattern": NAME_PATTERN})
 
 
+def _tag(value: object) -> object:
+    """NFC, and refused if it holds a forbidden character, but not trimmed: the chat service trims tags and
+    clears the whole list when one is blank (original behaviour, ui-contract §1.A.4)."""
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFC", value)
+        clean_name(value)  # raises ValueError for a forbidden character
+    return value
+
+
 _Clean = BeforeValidator(_cleaned)
 
 #: Required names: NFC, trimmed, 1..N characters, no control/bidi/zero-width characters.
 Name200 = Annotated[str, _Clean, _name(200)]
 Name100 = Annotated[str, _Clean, _name(100)]
-Name50 = Annotated[str, _Clean, _name(50)]
+#: A chat tag: as a name, except that surrounding whitespace is kept for the chat service (see _tag).
+Tag50 = Annotated[str, BeforeValidator(_tag), Field(min_length=1, max_length=50,
+                                                     json_schema_extra={"pattern": rf"^[^{_FORBIDDEN}]*$"})]
 FileName = Annotated[str, _Clean, _name(255)]
 #: As Name200, but blank (or null) means "no name", as chat renames have it.
 ClearableName200 = Annotated[Name200 | None, BeforeValidator(_blank_is_none), WithJsonSchema({

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from therascript_common.errors import InvalidArgument, NotFound
+from therascript_common.names import clean_name
 
 from . import outbox, search
 from .clock import now_ms, session_date_iso
@@ -45,8 +46,12 @@ def require_session(session: Session, session_id: int) -> SessionRow:
 
 
 def clean_text(field: str, value: str, max_length: int = MAX_TEXT_LENGTH) -> str:
-    """Trimmed, non-empty, at most `max_length` characters; InvalidArgument naming `field` otherwise."""
-    value = value.strip()
+    """NFC, trimmed, non-empty, at most `max_length` characters, no control/bidi/zero-width characters
+    (therascript_common.names); InvalidArgument naming `field` otherwise."""
+    try:
+        value = clean_name(value)
+    except ValueError as error:
+        raise InvalidArgument(f"{field} {error}.", {"field": field}) from None
     if not value or len(value) > max_length:
         raise InvalidArgument(f"{field} must be 1..{max_length} characters.", {"field": field})
     return value

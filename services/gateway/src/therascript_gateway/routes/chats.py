@@ -14,7 +14,7 @@ from therascript.common.v1 import common_pb2
 
 from ..chat_stream import REPLY_DEADLINE_S, open_reply_stream, usage_json
 from ..clients import ServiceClients, get_clients
-from ..fields import NON_BLANK_PATTERN, ClearableName200, Name50
+from ..fields import NON_BLANK_PATTERN, ClearableName200, Tag50
 from ..params import ChatId, Offset, SessionId
 
 router = APIRouter(tags=["chats"])
@@ -52,7 +52,7 @@ def message_json(m: chat_pb2.Message) -> dict:
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
                         Field(json_schema_extra={"pattern": NON_BLANK_PATTERN})]
 Name = ClearableName200  # NFC, trimmed, no control/bidi/zero-width characters; blank = no name
-Tag = Name50
+Tag = Tag50
 
 
 class MessageBody(BaseModel):
