@@ -2,6 +2,7 @@
 the machine, the date, the commit, and every figure with its baseline, ratio and goal.
 
     .venv/bin/python bench/run_all.py [--only NAME ...] [--skip NAME ...] [--timeout S] [--out bench/RESULTS.md]
+                                      [--args NAME="--runs 3" ...]   (arguments for one benchmark, e.g. a shorter run)
 
 A benchmark is any bench/*.py with an `if __name__ == "__main__":` block, except this file and bench/results.py
 (modules without one, like bench/streams.py, are libraries). Benchmarks added later are picked up as they are;
@@ -18,6 +19,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -60,6 +62,7 @@ class Outcome:
     status: str  # "ok", "failed (rc N)", "timed out after N s", "not run: <reason>"
     seconds: float = 0.0
     tail: str = ""
+    ran_with: str = ""  # the arguments given with --args, if any
 
 
 def discover() -> list[str]:
@@ -73,8 +76,9 @@ def discover() -> list[str]:
     return names
 
 
-def run_one(name: str, timeout_s: int, log_dir: Path) -> Outcome:
-    """Runs bench/<name>.py under `nice`, in its own process group; collects its RESULT lines."""
+def run_one(name: str, timeout_s: int, log_dir: Path, args: tuple[str, ...] | None = None) -> Outcome:
+    """Runs bench/<name>.py under `nice`, in its own process group (with `args` instead of its RUNNERS arguments
+    when given); collects its RESULT lines."""
     runner = RUNNERS.get(name, Runner())
     python = ROOT / runner.python
     if not python.exists():
@@ -84,7 +88,8 @@ def run_one(name: str, timeout_s: int, log_dir: Path) -> Outcome:
     log = log_dir / f"{name}.log"
     started = time.monotonic()
     with log.open("w") as out:
-        process = subprocess.Popen(["nice", "-n", "10", str(python), str(BENCH / f"{name}.py"), *runner.args],
+        process = subprocess.Popen(["nice", "-n", "10", str(python), str(BENCH / f"{name}.py"),
+                                    *(runner.args if args is None else args)],
                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             rc = process.wait(timeout=limit)
@@ -143,8 +148,8 @@ def render(outcomes: list[Outcome], started: datetime.datetime, loads: tuple[str
               f"{sum(o.status == 'ok' for o in outcomes)} of {len(outcomes)} benchmarks ran to the end.", ""]
     for outcome in outcomes:
         lines += [f"## {outcome.name}", "",
-                  f"`bench/{outcome.name}.py` — {outcome.status}" + (f", {outcome.seconds:.0f} s" if outcome.seconds
-                                                                   else ""), ""]
+                  f"`bench/{outcome.name}.py{' ' + outcome.ran_with if outcome.ran_with else ''}` — "
+                  f"{outcome.status}" + (f", {outcome.seconds:.0f} s" if outcome.seconds else ""), ""]
         if outcome.figures:
             lines += ["| figure | value | baseline | ratio | goal | met | note |", "|---|---|---|---|---|---|---|"]
             for f in outcome.figures:
@@ -170,7 +175,13 @@ def main() -> int:
     parser.add_argument("--skip", nargs="*", default=[], help="do not run these (listed as 'not run: skipped')")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="seconds per benchmark")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--args", nargs="*", default=[], metavar='NAME="ARGS"',
+                        help="arguments for one benchmark instead of its defaults")
     args = parser.parse_args()
+    overrides = {}
+    for item in args.args:
+        name, _, value = item.partition("=")
+        overrides[name] = tuple(shlex.split(value))
     names = discover()
     unknown = set(args.only or ()) - set(names)
     if unknown:
@@ -184,7 +195,9 @@ def main() -> int:
             outcomes.append(Outcome(name, [], "not run: skipped (--only/--skip)"))
             continue
         print(f"== {name} ...", flush=True)
-        outcome = run_one(name, args.timeout, log_dir)
+        outcome = run_one(name, args.timeout, log_dir, overrides.get(name))
+        if name in overrides:
+            outcome.ran_with = " ".join(overrides[name])
         print(f"   {outcome.status}, {len(outcome.figures)} figures, {outcome.seconds:.0f} s", flush=True)
         outcomes.append(outcome)
     args.out.write_text(render(outcomes, started, (start_load, loadavg())) + "\n")
