@@ -170,51 +170,98 @@ def transcribe(
 ) -> AsrResult:
     """Transcribe an audio (or video) file with word timestamps.
 
-    path: any format FFmpeg/PyAV decodes. config: AsrConfig() when None.
+    path: any format FFmpeg decodes (streamed: long recordings are transcribed in windows of about CHUNK_S
+        seconds cut at quiet points, so memory stays flat with length). config: AsrConfig() when None.
     on_progress: called with the fraction of the audio done, 0..1 (end of the latest segment / duration),
         non-decreasing, and finally with 1.0.
-    Raises FileNotFoundError for a missing file; decoding errors of PyAV (e.g. av.error.InvalidDataError,
-    a ValueError) for non-media input.
+    Raises FileNotFoundError for a missing file; ValueError for non-media input (ffprobe/ffmpeg refuse it).
     """
+    import numpy as np
+
+    from .audio import probe, stream_mono
+
     config = config or AsrConfig()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(path)
     model = load_model(config)
-    segments_iter, info = model.transcribe(
-        str(path),
-        beam_size=config.beam_size,
-        language=config.language,
-        vad_filter=config.vad_filter,
-        condition_on_previous_text=config.condition_on_previous_text,
-        word_timestamps=True,
-    )
-    report = _ProgressReporter(on_progress, info.duration)
+    report = _ProgressReporter(on_progress, probe(path).duration_s)
     words: list[Word] = []
     segments: list[Segment] = []
-    for segment in segments_iter:  # decoding happens lazily, segment by segment
-        segments.append((float(segment.start), float(segment.end), segment.text.strip()))
-        words.extend(_segment_words(segment))
-        report(float(segment.end))
+    language = config.language
+    offset = 0  # samples of the recording already transcribed
+    pending = np.zeros(0, dtype=np.float32)
+    chunk, search = int(CHUNK_S * SAMPLE_RATE), int(CUT_SEARCH_S * SAMPLE_RATE)
+    for block in stream_mono(path, READ_BLOCK_S, SAMPLE_RATE):
+        pending = np.concatenate([pending, block])
+        while len(pending) >= chunk + search:
+            cut = quiet_cut(pending, chunk - search, chunk)
+            language = _transcribe_window(model, config, pending[:cut], offset, language, words, segments, report)
+            offset, pending = offset + cut, pending[cut:]
+    if len(pending):
+        language = _transcribe_window(model, config, pending, offset, language, words, segments, report)
     report.finish()
     return AsrResult(
         words=words,
         segments=segments,
-        language=info.language,
-        duration_s=float(info.duration),
+        language=language or "en",
+        duration_s=(offset + len(pending)) / SAMPLE_RATE,
         device=resolve_device(config.device),
     )
 
 
-def _segment_words(segment: Any) -> list[Word]:
-    """The words of one faster-whisper segment. A segment without word timings (rare) becomes one
-    Word spanning the segment, so that no recognised text is ever dropped."""
+SAMPLE_RATE = 16000
+CHUNK_S = 300.0
+"""Long recordings are transcribed in windows of about this many seconds of audio (decoded as a stream),
+so memory does not grow with the length of the recording (issue 11)."""
+CUT_SEARCH_S = 20.0
+"""Each window ends at the quietest 0.1 s of its last CUT_SEARCH_S seconds, so no word is cut in two."""
+READ_BLOCK_S = 30.0
+
+
+def quiet_cut(samples: Any, first: int, last: int) -> int:
+    """The sample index in [first, last) at the middle of the quietest 0.1 s frame (lowest mean energy)."""
+    import numpy as np
+
+    frame = SAMPLE_RATE // 10
+    count = max(1, (last - first) // frame)
+    frames = samples[first : first + count * frame].reshape(count, -1)
+    return first + int(np.argmin((frames.astype(np.float64) ** 2).mean(axis=1))) * frame + frame // 2
+
+
+def _transcribe_window(
+    model: WhisperModel, config: AsrConfig, samples: Any, offset: int, language: str | None,
+    words: list[Word], segments: list[Segment], report: _ProgressReporter,
+) -> str | None:
+    """Transcribe one window of samples starting `offset` samples into the recording, appending its words
+    and segments with times in seconds of the whole recording. Returns the language (detected on the first
+    window when the config leaves it open, then kept for the others)."""
+    start_s = offset / SAMPLE_RATE
+    segments_iter, info = model.transcribe(
+        samples,
+        beam_size=config.beam_size,
+        language=language,
+        vad_filter=config.vad_filter,
+        condition_on_previous_text=config.condition_on_previous_text,
+        word_timestamps=True,
+    )
+    for segment in segments_iter:  # decoding happens lazily, segment by segment
+        segments.append((start_s + float(segment.start), start_s + float(segment.end), segment.text.strip()))
+        words.extend(_segment_words(segment, start_s))
+        report(start_s + float(segment.end))
+    return language or info.language
+
+
+def _segment_words(segment: Any, start_s: float = 0.0) -> list[Word]:
+    """The words of one faster-whisper segment, shifted by `start_s` seconds. A segment without word timings
+    (rare) becomes one Word spanning the segment, so that no recognised text is ever dropped."""
     if segment.words:
-        return [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in segment.words]
+        return [Word(start_s + float(w.start), start_s + float(w.end), w.word, float(w.probability))
+                for w in segment.words]
     if not segment.text.strip():
         return []
     text = " " + segment.text.strip()
-    return [Word(float(segment.start), float(segment.end), text, math.exp(segment.avg_logprob))]
+    return [Word(start_s + float(segment.start), start_s + float(segment.end), text, math.exp(segment.avg_logprob))]
 
 
 class _ProgressReporter:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,6 +119,43 @@ def decode_mono(path: Path, sample_rate: int = 16000, timeout_s: float = DECODE_
         reason = done.stderr.decode(errors="replace").strip().splitlines()
         raise ValueError(f"cannot decode audio: {reason[-1] if reason else 'ffmpeg failed'}")
     return np.frombuffer(done.stdout, dtype=np.float32).copy()
+
+
+def stream_mono(
+    path: Path, block_s: float, sample_rate: int = 16000, timeout_s: float = DECODE_TIMEOUT_S
+) -> Iterator[np.ndarray]:
+    """Decode like `decode_mono`, but yield the samples in consecutive blocks of `block_s` seconds (the last
+    one shorter), so memory stays at one block whatever the length of the recording. Concatenated, the
+    blocks are exactly `decode_mono`'s samples. Raises FileNotFoundError, or ValueError (at the end of the
+    stream) when ffmpeg cannot decode it or runs past `timeout_s`."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    command = ["ffmpeg", "-nostdin", "-v", "error", *_INPUT_GUARDS, "-i", _input_url(path), "-map", "0:a:0",
+               "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
+    block_bytes = max(4, int(block_s * sample_rate) * 4)
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg:
+        assert ffmpeg.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                data = ffmpeg.stdout.read(block_bytes)
+                if not data:
+                    break
+                if time.monotonic() > deadline:
+                    raise ValueError(f"ffmpeg did not decode {path.name} within {timeout_s:g} s")
+                usable = len(data) - len(data) % 4
+                yield np.frombuffer(data[:usable], dtype=np.float32).copy()
+        finally:
+            if ffmpeg.poll() is None:
+                ffmpeg.kill()
+        returncode = ffmpeg.wait()
+        if returncode != 0:
+            errors.seek(0)
+            reason = errors.read().decode(errors="replace").strip().splitlines()
+            raise ValueError(f"cannot decode audio: {reason[-1] if reason else 'ffmpeg failed'}")
 
 
 def _input_url(path: Path) -> str:

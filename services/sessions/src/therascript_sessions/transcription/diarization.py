@@ -65,6 +65,8 @@ HMM_SWITCH_PENALTY = 6.0
 LINKAGE = "average"
 SMOOTH_WORDS = False
 COUNT_THRESHOLD = 0.35
+STREAM_BLOCK_S = 60.0
+MAX_REGION_S = 60.0
 MIN_CLUSTER_SHARE = 0.08
 
 ProgressCallback = Callable[[float], None]
@@ -140,9 +142,9 @@ def diarize(
         labelled = [replace(word, speaker=speaker_label(0)) for word in words]
         spans = speech_regions(words)
         return Diarization([(r.start_s, r.end_s, speaker_label(0)) for r in spans], labelled)
-    samples = load_samples(path)
-    windows = plan_windows(voice_regions(samples, words), WINDOW_S, HOP_S)
-    embeddings = embed_samples(samples, windows, device, lambda done: progress(0.9 * done))
+    speech, gain = scan_audio(path)
+    windows = plan_windows(split_long(merge_spans(speech, words)), WINDOW_S, HOP_S)
+    embeddings = embed_stream(path, windows, gain, device, lambda done: progress(0.9 * done))
     window_labels = cluster_windows(embeddings, windows, num_speakers)
     if RESEGMENT:
         window_labels = resegment(embeddings, windows, window_labels)
@@ -217,12 +219,52 @@ def voice_regions(samples: np.ndarray, words: list[Word]) -> list[Window]:
     """Speech regions: Silero VAD's speech (shipped in faster-whisper; threshold VAD_THRESHOLD, padded by
     VAD_PAD_MS) united with the recognised words' spans, merged across pauses < REGION_GAP_S. Covers speech
     that Whisper left untranscribed (backchannels, overlaps), so the turns cover it too."""
+    return merge_spans(vad_spans(samples), words)
+
+
+def vad_spans(samples: np.ndarray, offset_s: float = 0.0) -> list[tuple[float, float]]:
+    """Silero VAD's speech spans (start_s, end_s) in `samples` (16 kHz), shifted by `offset_s`."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     options = VadOptions(threshold=VAD_THRESHOLD, min_silence_duration_ms=VAD_MIN_SILENCE_MS,
                          speech_pad_ms=VAD_PAD_MS)
-    spans = [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in get_speech_timestamps(samples, options)]
-    spans += [(w.start_s, w.end_s) for w in words if w.end_s > w.start_s]
+    return [(offset_s + t["start"] / SAMPLE_RATE, offset_s + t["end"] / SAMPLE_RATE)
+            for t in get_speech_timestamps(samples, options)]
+
+
+def scan_audio(path: Path) -> tuple[list[tuple[float, float]], float]:
+    """One streamed pass over the audio (blocks of STREAM_BLOCK_S): the VAD's speech spans, and the gain that
+    brings the whole recording to resemblyzer's target loudness (only ever raised, as its normalize_volume
+    does). Memory: one block. Raises FileNotFoundError / ValueError as audio.stream_mono."""
+    from resemblyzer.hparams import audio_norm_target_dBFS
+
+    from therascript_sessions.transcription.audio import stream_mono
+
+    spans: list[tuple[float, float]] = []
+    energy, count = 0.0, 0
+    for block in stream_mono(path, STREAM_BLOCK_S, SAMPLE_RATE):
+        spans.extend(vad_spans(block, count / SAMPLE_RATE))
+        energy += float((block.astype("float64") ** 2).sum())
+        count += len(block)
+    if not count or energy <= 0:
+        return spans, 1.0
+    change_db = audio_norm_target_dBFS - 10 * math.log10(energy / count)
+    return spans, 10 ** (change_db / 20) if change_db > 0 else 1.0
+
+
+def split_long(regions: list[Window], longest_s: float = MAX_REGION_S) -> list[Window]:
+    """Regions longer than `longest_s` cut into equal pieces no longer than it (bounds the audio held at once)."""
+    out: list[Window] = []
+    for region in regions:
+        pieces = max(1, math.ceil(region.duration_s / longest_s))
+        step = region.duration_s / pieces
+        out.extend(Window(region.start_s + i * step, region.start_s + (i + 1) * step) for i in range(pieces))
+    return out
+
+
+def merge_spans(spans: list[tuple[float, float]], words: list[Word]) -> list[Window]:
+    """`spans` united with the words' spans, merged across pauses < REGION_GAP_S, in time order."""
+    spans = list(spans) + [(w.start_s, w.end_s) for w in words if w.end_s > w.start_s]
     regions: list[Window] = []
     for start, end in sorted(spans):
         if regions and start - regions[-1].end_s < REGION_GAP_S:
@@ -325,6 +367,95 @@ def embed_samples(
         if on_progress:
             on_progress(done / len(windows))
     return embeddings
+
+
+def embed_stream(
+    path: Path, windows: list[Window], gain: float = 1.0, device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """`embed_windows`, decoding the audio as a stream (samples × `gain`): only the audio of the run of
+    overlapping windows being embedded is held, so memory does not grow with the recording's length."""
+    return _embed(_streamed_mels(path, windows, gain), len(windows), device, on_progress)
+
+
+def _embed(mels: Iterator[tuple[int, np.ndarray]], count: int, device: str,
+           on_progress: ProgressCallback | None) -> np.ndarray:
+    import numpy as np
+    import torch
+
+    encoder = load_encoder(device)
+    embeddings = np.zeros((count, 256), dtype=np.float32)
+    done = 0
+    for indices, batch_mels in _batched(mels):
+        with torch.no_grad():
+            batch = encoder(torch.from_numpy(batch_mels).to(encoder.device)).cpu().numpy()
+        embeddings[indices] = batch
+        done += len(indices)
+        if on_progress:
+            on_progress(done / count)
+    return embeddings
+
+
+def _runs_of(windows: list[Window]) -> list[tuple[int, int]]:
+    """(first, last) indices of each run of consecutive overlapping windows."""
+    runs: list[tuple[int, int]] = []
+    for index in range(len(windows)):
+        if runs and windows[index].start_s < windows[runs[-1][1]].end_s:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def _run_mels(piece: np.ndarray, windows: list[Window], first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The mel spectrogram of each window first..last, from `piece` = the audio from windows[first].start_s."""
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    mel = wav_to_mel_spectrogram(piece)
+    for position in range(first, last + 1):
+        begin = round((windows[position].start_s - windows[first].start_s) * FRAMES_PER_S)
+        frames = max(1, round(windows[position].duration_s * FRAMES_PER_S))
+        yield position, _frames(mel, begin, frames)
+
+
+def _streamed_mels(path: Path, windows: list[Window], gain: float) -> Iterator[tuple[int, np.ndarray]]:
+    import numpy as np
+
+    from therascript_sessions.transcription.audio import stream_mono
+
+    runs = _runs_of(windows)
+    bounds = [(int(windows[a].start_s * SAMPLE_RATE), max(int(windows[b].end_s * SAMPLE_RATE),
+                                                          int(windows[a].start_s * SAMPLE_RATE) + 1))
+              for a, b in runs]
+    buffer, buffer_start, next_run = np.zeros(0, dtype=np.float32), 0, 0
+    for block in stream_mono(path, STREAM_BLOCK_S, SAMPLE_RATE):
+        buffer = np.concatenate([buffer, block * np.float32(gain)])
+        while next_run < len(runs) and bounds[next_run][1] <= buffer_start + len(buffer):
+            start, stop = bounds[next_run]
+            yield from _run_mels(buffer[start - buffer_start : stop - buffer_start], windows, *runs[next_run])
+            next_run += 1
+        keep_from = bounds[next_run][0] if next_run < len(runs) else buffer_start + len(buffer)
+        if keep_from > buffer_start:
+            buffer, buffer_start = buffer[keep_from - buffer_start :], keep_from
+    for run, (start, stop) in zip(runs[next_run:], bounds[next_run:]):  # windows past the end: zero-padded
+        piece = _padded(buffer, max(0, start - buffer_start), stop - buffer_start)
+        yield from _run_mels(piece, windows, *run)
+
+
+def _batched(mels: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(window indices, mel spectrograms of shape (batch, frames, 40)) for windows of equal frame count.
+    Memory stays bounded: at most BATCH_SIZE windows per frame count are pending at once."""
+    import numpy as np
+
+    pending: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for index, mel in mels:
+        group = pending.setdefault(len(mel), [])
+        group.append((index, mel))
+        if len(group) == BATCH_SIZE:
+            yield [i for i, _ in group], np.stack([m for _, m in group])
+            del pending[len(mel)]
+    for group in pending.values():
+        yield [i for i, _ in group], np.stack([m for _, m in group])
 
 
 def _normalise_volume(samples: np.ndarray) -> np.ndarray:
