@@ -1,6 +1,6 @@
 """A real system for the ops tests (fixtures in conftest.py), in this process: Redis (its own, append-only,
 restartable), the real sessions, chat and llm-manager gRPC servers (each with its Admin servicer and its own
-SQLite database and files), the analysis server as it stands (health only: it does not implement Admin yet),
+SQLite database and files), the analysis server (no worker),
 the ops server, and the gateway app on top (FastAPI TestClient). No transcriber runs: uploaded sessions stay queued."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from servers import free_port, start_redis
 
-from therascript.analysis.v1 import analysis_pb2, analysis_pb2_grpc
+from therascript_analysis.testing import RunningAnalysis, start_analysis
 from therascript_chat.testing import RunningChatService, start_chat_service
-from therascript_common.grpc_server import build_server, registration
+from therascript_common.grpc_server import build_server
 from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
 from therascript_llm_manager.server import LlmManager
@@ -69,6 +69,7 @@ class Stack:
     sessions: RunningSessions
     chat: RunningChatService
     llm: LlmManager
+    analysis: RunningAnalysis
     ops: OpsApp
     ops_target: str
     api: TestClient
@@ -94,10 +95,8 @@ def start_stack(root: Path, elasticsearch_url: str | None = None, **ops_override
                               elasticsearch_index=f"ops-test-{tag}-messages", **search)
     llm_target, stop_llm, llm = start_llm_manager_with_parts(root / "llm", wait_loaded=False,
                                                              install_packaged_model=False, load_on_start=False)
-    analysis_server, _, analysis_port = build_server(
-        [registration(analysis_pb2, analysis_pb2_grpc, "AnalysisService", analysis_pb2_grpc.AnalysisServiceServicer())],
-        "127.0.0.1:0")
-    analysis_server.start()
+    analysis = start_analysis(root / "analysis", redis.url, sessions.target, llm_target, with_worker=False)
+    analysis_port = analysis.target.rsplit(":", 1)[1]
     settings = OpsSettings(data_dir=root / "ops", grpc_port=0, sessions_target=sessions.target,
                            chat_target=chat.target, llm_target=llm_target,
                            analysis_target=f"127.0.0.1:{analysis_port}", redis_url=redis.url,
@@ -110,11 +109,11 @@ def start_stack(root: Path, elasticsearch_url: str | None = None, **ops_override
                               grpc_timeout_s=30)
     try:
         with TestClient(create_app(gateway)) as api:
-            yield Stack(root, redis, sessions, chat, llm, ops, f"127.0.0.1:{ops_port}", api, gateway)
+            yield Stack(root, redis, sessions, chat, llm, analysis, ops, f"127.0.0.1:{ops_port}", api, gateway)
     finally:
         ops_server.stop(0)
         ops.close()
-        analysis_server.stop(0)
+        analysis.stop()
         stop_llm()
         chat.stop()
         sessions.stop()

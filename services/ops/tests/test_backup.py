@@ -16,6 +16,7 @@ from ops_stack import start_stack, wav_bytes
 from redis import Redis
 from rq import Queue
 
+from therascript_analysis.storage.tables import AnalysisJobRow, AnswerRow, SummaryRow
 from therascript_chat.storage.tables import MessageRow
 from therascript_gateway.testing import serve_gateway
 from therascript_llm_manager.db import UsageRepository
@@ -65,6 +66,22 @@ def _populate(stack) -> None:
                        cancelled=True),
         ])
     assert api.post("/api/templates", json={"title": "Opening", "text": "How are you?"}).status_code == 201
+    now = int(time.time() * 1000)
+    with stack.analysis.app.db.transaction() as tx:             # a finished multi-session analysis
+        job = AnalysisJobRow(original_prompt="What changed across sessions?", short_prompt="Changes",
+                             status="completed", final_result="Sleep improved.", model_name="smollm2.gguf",
+                             context_size=4096, use_advanced_strategy=True,
+                             strategy_json={"intermediate_question": "q", "final_synthesis_instructions": "s"},
+                             attempt=1, created_at_ms=now, updated_at_ms=now, completed_at_ms=now)
+        tx.add(job)
+        tx.flush()
+        summary = SummaryRow(job_id=job.id, session_id=completed, session_name="Session 1", session_date="2026-01-15",
+                             summary_text="Better sleep.", status="completed", chunk_count=1)
+        tx.add(summary)
+        tx.flush()
+        tx.add(AnswerRow(job_id=job.id, summary_id=summary.id, key="map:1:0", kind="map", status="completed",
+                         text="Better sleep.", prompt_tokens=100, completion_tokens=5, duration_ms=300, attempt=1,
+                         updated_at_ms=now))
     record = UsageRepository(stack.llm.admin.data.engine)   # what llm-manager's Generate records
     record.record("session_chat", "smollm2.gguf", 120, 8, 900, int(time.time() * 1000))
     record.record("analysis_map", "smollm2.gguf", 50, 20, 400, int(time.time() * 1000))
@@ -79,6 +96,7 @@ def _state(stack) -> dict:
         "details": [api.get(f"/api/sessions/{s['id']}").json() for s in sessions],
         "transcripts": [api.get(f"/api/sessions/{s['id']}/transcript").json() for s in sessions],
         "chats": api.get("/api/chats").json(),
+        "analysis": [api.get(f"/api/analysis-jobs/{j['id']}").json() for j in api.get("/api/analysis-jobs").json()],
         "templates": api.get("/api/templates").json(),
         "usage": api.get("/api/usage/logs").json()["items"],
         "files": sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in stack.uploads.iterdir()),
@@ -95,12 +113,13 @@ def test_round_trip_keeps_every_entity_and_every_audio_byte(populated):
     stack = populated
     before = _state(stack)
     assert len(before["sessions"]) == 3 and len(before["files"]) == 2 and len(before["usage"]) == 2
+    assert len(before["analysis"]) == 1 and before["analysis"][0]["summaries"]
     first = _export(stack.api)
     members = _members(first)
     manifest = json.loads(members.pop("manifest.json"))
     assert manifest["format_version"] == 1
-    assert set(manifest["services"]) == {"sessions", "chat", "llm-manager"}
-    assert "analysis" in manifest["absent"]          # analysis does not implement Admin yet: said, not hidden
+    assert set(manifest["services"]) == {"sessions", "chat", "llm-manager", "analysis"} and manifest["absent"] == {}
+    assert manifest["services"]["analysis"]["counts"]["intermediate_answers"] == 1
     assert manifest["services"]["sessions"]["schema_version"]
     assert manifest["services"]["sessions"]["counts"]["files"] == 2
     for name, data in members.items():
@@ -112,6 +131,7 @@ def test_round_trip_keeps_every_entity_and_every_audio_byte(populated):
     assert reset.status_code == 200, reset.text
     assert stack.api.get("/api/sessions").json() == [] and list(stack.uploads.iterdir()) == []
     assert stack.api.get("/api/chats").json() == [] and stack.api.get("/api/usage/logs").json()["total"] == 0
+    assert stack.api.get("/api/analysis-jobs").json() == []
     assert {t["title"] for t in stack.api.get("/api/templates").json()} == {
         t["title"] for t in before["templates"] if t["title"].startswith("system_")}
 
