@@ -86,3 +86,38 @@ def test_silence_gives_no_words(tmp_path):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         transcribe(tmp_path / "absent.wav", AsrConfig())
+
+
+def test_windowed_transcription_keeps_every_word(dialogue, dialogue_asr, monkeypatch):
+    """Issue 11: long recordings are transcribed in windows cut at quiet points (memory flat with length).
+    With windows of a few seconds on the dialogue, the words are the same as in one pass, in order, with
+    their times in seconds of the whole recording."""
+    from therascript_sessions.transcription import asr
+
+    monkeypatch.setattr(asr, "CHUNK_S", 6.0)
+    monkeypatch.setattr(asr, "CUT_SEARCH_S", 2.0)
+    windows = []
+    real_window = asr._transcribe_window
+    monkeypatch.setattr(asr, "_transcribe_window", lambda *a: windows.append(a[3]) or real_window(*a))
+    windowed = transcribe(dialogue[0], AsrConfig())
+    assert len(windows) >= 3 and windows == sorted(windows)  # several windows, at increasing offsets
+    whole = dialogue_asr[0]
+    assert windowed.duration_s == pytest.approx(whole.duration_s, abs=0.01)
+    assert [w.start_s for w in windowed.words] == sorted(w.start_s for w in windowed.words)
+    spoken = [w.text.strip(" .,?!").lower() for w in windowed.words]
+    expected = [w.text.strip(" .,?!").lower() for w in whole.words]
+    import difflib
+
+    assert len(spoken) == pytest.approx(len(expected), abs=2)
+    assert difflib.SequenceMatcher(a=expected, b=spoken, autojunk=False).ratio() >= 0.9
+    assert windowed.words[-1].end_s > whole.duration_s - 6.0  # the later windows are shifted, not restarted at 0
+
+
+def test_a_window_ends_at_the_quietest_moment():
+    import numpy as np
+
+    from therascript_sessions.transcription.asr import quiet_cut
+
+    samples = np.ones(16000 * 10, dtype=np.float32)
+    samples[16000 * 7 : 16000 * 7 + 1600] = 0.0  # 0.1 s of silence at 7.0 s
+    assert quiet_cut(samples, 16000 * 5, 16000 * 9) == 16000 * 7 + 800

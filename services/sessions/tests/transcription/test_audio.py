@@ -73,3 +73,22 @@ def test_decode_mono_rejects_text(tmp_path):
     path.write_text("not audio")
     with pytest.raises(ValueError):
         decode_mono(path)
+
+
+def test_streamed_blocks_are_exactly_the_decoded_samples(dialogue):
+    import numpy as np
+
+    from therascript_sessions.transcription.audio import stream_mono
+
+    blocks = list(stream_mono(dialogue[0], 1.5))
+    assert len(blocks) > 2 and all(len(b) == 24000 for b in blocks[:-1])
+    assert np.array_equal(np.concatenate(blocks), decode_mono(dialogue[0]))
+
+
+def test_streaming_a_text_file_is_a_value_error(tmp_path):
+    from therascript_sessions.transcription.audio import stream_mono
+
+    path = tmp_path / "notes.wav"
+    path.write_text("not audio at all\n" * 50)
+    with pytest.raises(ValueError):
+        list(stream_mono(path, 1.0))
