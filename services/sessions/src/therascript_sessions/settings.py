@@ -40,6 +40,7 @@ class SessionsSettings(ServiceSettings):
     whisper_device: str = "auto"
     whisper_compute_type: str = "default"
     whisper_cpu_threads: int = 0
+    diarization_pipeline: str = ""        # a local pyannote.audio pipeline (folder or config.yaml); "" = built-in
 
     @property
     def uploads_dir(self) -> Path:

@@ -77,10 +77,32 @@ def speaker_label(number: int) -> str:
     return f"SPEAKER_{number:02d}"
 
 
+_pipeline_path: str | None = None
+
+
+def use_pipeline(path: str | Path | None) -> None:
+    """Diarize with a pyannote.audio pipeline from a local path (pyannote_backend) instead of the built-in
+    resemblyzer method; None or "" goes back to the built-in one. Checked at once: raises
+    pyannote_backend.PipelineConfigError (a ValueError) naming the path when it does not exist or holds no
+    config.yaml. (pyannote.audio itself being missing is reported by is_available, as readiness.)"""
+    global _pipeline_path
+    if not path:
+        _pipeline_path = None
+        return
+    from therascript_sessions.transcription.pyannote_backend import config_file
+
+    config_file(path)
+    _pipeline_path = str(path)
+
+
 def is_available() -> tuple[bool, str | None]:
     """Whether the embedding model can be loaded here: torch and resemblyzer importable and resemblyzer's
-    `pretrained.pt` present. Imports nothing and never touches the network. Returns (True, None) or
-    (False, the reason)."""
+    `pretrained.pt` present — or, with `use_pipeline`, that pipeline's config and pyannote.audio. Imports
+    nothing and never touches the network. Returns (True, None) or (False, the reason)."""
+    if _pipeline_path is not None:
+        from therascript_sessions.transcription.pyannote_backend import check
+
+        return check(_pipeline_path)
     for package in ("torch", "resemblyzer", "sklearn", "librosa"):
         if importlib.util.find_spec(package) is None:
             return False, f"the Python package {package!r} is not installed"
@@ -137,6 +159,12 @@ def diarize(
     if num_speakers is not None and num_speakers < 1:
         raise ValueError(f"num_speakers must be at least 1, got {num_speakers}")
     progress = on_progress or (lambda fraction: None)
+    if _pipeline_path is not None and num_speakers != 1 and words:
+        from therascript_sessions.transcription import pyannote_backend
+
+        found = pyannote_backend.diarize(_pipeline_path, path, words, num_speakers, device)
+        progress(1.0)
+        return found
     if num_speakers == 1 or not words:
         progress(1.0)
         labelled = [replace(word, speaker=speaker_label(0)) for word in words]
@@ -320,6 +348,11 @@ def warm_up(device: str = "auto") -> None:
     """Load the voice encoder and embed one second of silence, so that the first job does not pay for
     librosa's numba compilation (about 10–20 s in a fresh environment, ~2 s once numba's cache exists).
     Call it in a worker's parent process before jobs are forked. Raises what load_encoder raises."""
+    if _pipeline_path is not None:
+        from therascript_sessions.transcription.pyannote_backend import load_pipeline
+
+        load_pipeline(_pipeline_path, device)
+        return
     import numpy as np
     import torch
     from resemblyzer.audio import wav_to_mel_spectrogram
