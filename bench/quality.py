@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "services" / "sessions" / "src"))
 
 import real_speech  # noqa: E402
+from results import result  # noqa: E402
 
 from therascript_sessions.transcription import asr, diarization  # noqa: E402
 from therascript_sessions.transcription.paragraphs import build_paragraphs  # noqa: E402
@@ -105,6 +106,7 @@ def wer_section(config: asr.AsrConfig) -> dict:
         print(f"{clip.name:44} {wer:6.3f} {_speed(result.duration_s, elapsed):>8}")
     total = real_speech.word_error_rate(references, hypotheses)
     print(f"{'ALL':44} {total:6.3f} {_speed(audio_s, asr_s):>8}")
+    result("WER LibriVox (tiny.en)", round(total, 4), "ratio", goal="<= 0.08", note=f"{len(clips)} clips, jiwer")
     return {"clips": rows, "wer": total}
 
 
@@ -153,6 +155,13 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
         print(f"  CPU time: {cpu_s:.1f} s for {totals['audio_s']:.0f} s of audio "
               f"({totals['audio_s'] / cpu_s:.1f}× real time per core; the wall-clock figures depend on the load)")
         parts = score.components()
+        tag = f"numSpeakers={mode}"
+        result(f"DER ±0.25 s pyannote clips ({tag})", round(overall[("DER", 0.25, False)], 4), "ratio",
+               goal="<= 0.15" if mode == "oracle" else None, note="overlap scored; diarization turns")
+        result(f"DER collar 0 pyannote clips ({tag})", round(overall[("DER", 0.0, False)], 4), "ratio")
+        result(f"JER ±0.25 s pyannote clips ({tag})", round(overall[("JER", 0.25, False)], 4), "ratio")
+        result(f"pipeline speed ({tag})", round(totals["audio_s"] / pipeline_s, 2), "x real time", goal=">= 15",
+               note="wall clock on this (possibly shared) machine")
         print("  DER c.25 = missed {missed detection:.3f} + false alarm {false alarm:.3f} + confusion {confusion:.3f}"
               .format(**parts))
         out[mode] = {"clips": rows, "overall": {f"{m}@{c}{'/no-ovl' if s else ''}": v
@@ -220,6 +229,8 @@ def memory_section(minutes_list: list[int]) -> list[dict]:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["minutes"] = minutes
         rows.append(row)
+        result(f"peak RSS, {minutes} min of audio", round(row["rss_mb"]["diarization"]), "MiB",
+               note="whole pipeline in a fresh process")
         print(f"{minutes:7d} {row['loaded_mb']:9.0f} {row['rss_mb']['asr']:9.0f} {row['rss_mb']['diarization']:10.0f} "
               f"{_speed(row['duration_s'], row['seconds']['asr']):>8} "
               f"{_speed(row['duration_s'], row['seconds']['diarization']):>8}")
