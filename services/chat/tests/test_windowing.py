@@ -71,3 +71,47 @@ def test_note_tokens_are_counted_when_cutting() -> None:
     plan = plan_window(600, 100, 10, 10, 10_000, [], lambda: [100] * 100)
     assert plan.prompt_tokens >= 10 + 10 + 2 * O + OMISSION_NOTE_TOKENS
     assert plan.prompt_tokens + 100 <= 600
+
+
+# --- relevance selection (issue 9: a transcript longer than the context) ------------------------------------------
+from therascript_chat.windowing import relevance_scores, select_relevant  # noqa: E402
+
+
+def test_relevance_ranks_paragraphs_that_share_the_questions_words() -> None:
+    paragraphs = ["We talked about the weather.", "She sleeps badly and wakes at night.",
+                  "Work was busy.", "Sleeping pills were mentioned; sleep improved."]
+    scores = relevance_scores("How is her sleep at night?", paragraphs)
+    assert scores[0] == 0 and scores[2] == 0
+    assert scores[1] > 0 and scores[3] > 0
+
+
+def test_the_most_relevant_paragraphs_are_kept_in_time_order_within_the_budget() -> None:
+    tokens = [50] * 20
+    scores = [0.0] * 20
+    scores[17], scores[3], scores[9] = 3.0, 2.0, 1.0
+    kept = select_relevant(tokens, scores, room=2 * (50 + 2 + 8))
+    assert kept == [3, 17]  # the two best that fit, in transcript order
+    wider = select_relevant(tokens, scores, room=5 * (50 + 2 + 8))
+    assert wider == [2, 3, 4, 9, 17]  # all three hits, then the nearest neighbours (ties: the earlier one)
+
+
+def test_plan_keeps_relevant_paragraphs_and_says_so() -> None:
+    scores = [0.0] * 100
+    scores[42] = scores[77] = 1.0
+    plan = plan_window(900, 100, 10, 10, 10_000, [], lambda: [100] * 100, lambda: scores)
+    kept = plan.kept_paragraphs or ()
+    assert {42, 77} <= set(kept) and list(kept) == sorted(kept)
+    assert set(kept) - {42, 77} <= {41, 43, 76, 78}  # the room left goes to their neighbours
+    assert plan.omitted_paragraphs == 100 - len(kept) and len(kept) > 2
+    assert plan.transcript_cut is None and plan.prompt_tokens + 100 <= 900
+    assert "most relevant to the question" in (plan.context_note or "")
+
+
+def test_with_nothing_relevant_head_and_tail_are_kept_and_said_so() -> None:
+    plan = plan_window(600, 100, 10, 10, 10_000, [], lambda: [100] * 100, lambda: [0.0] * 100)
+    assert plan.kept_paragraphs is None and plan.transcript_cut is not None
+    assert plan.context_note and "first and last parts" in plan.context_note
+
+
+def test_a_transcript_that_fits_has_no_note() -> None:
+    assert plan_window(1000, 100, 50, 20, 300, [], _no_paragraphs, _no_paragraphs).context_note is None

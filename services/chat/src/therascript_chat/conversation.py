@@ -21,7 +21,7 @@ from . import messages, templates
 from .clients import LlmClient
 from .deps import ChatDeps
 from .storage.tables import ChatRow
-from .windowing import HistoryTurn, WindowPlan, omission_note
+from .windowing import HistoryTurn, WindowPlan, gap_marker, omission_note, relevance_scores
 
 _SPEAKER_PREFIX = re.compile(r"^SPEAKER_\d+:\s*", re.MULTILINE)
 
@@ -138,7 +138,29 @@ def paragraph_counter(llm: LlmClient, convo: Conversation):
     return lambda: llm.count_tokens(convo.transcript or []).counts
 
 
+def paragraph_scorer(convo: Conversation, question: str):
+    """A callable giving each transcript paragraph's relevance to `question` (only called when cutting)."""
+    return lambda: relevance_scores(question, convo.transcript or [])
+
+
+def _selected_transcript(lines: list[str], plan: WindowPlan, kept: tuple[int, ...]) -> str:
+    """The kept paragraphs in time order, a note first and a gap marker wherever paragraphs were left out."""
+    parts = [f"[Note: only {len(kept)} of the {len(lines)} transcript paragraphs fit the model's context window: "
+             "those most relevant to the question and the ones around them, in time order.]"]
+    previous = -1
+    for index in kept:
+        if index > previous + 1:
+            parts.append(gap_marker(index - previous - 1))
+        parts.append(lines[index])
+        previous = index
+    if previous < len(lines) - 1:
+        parts.append(gap_marker(len(lines) - 1 - previous))
+    return transcript_text(parts)
+
+
 def _windowed_transcript(lines: list[str], plan: WindowPlan) -> str:
+    if plan.kept_paragraphs is not None:
+        return _selected_transcript(lines, plan, plan.kept_paragraphs)
     if plan.transcript_cut is None:
         return transcript_text(lines)
     head, tail = plan.transcript_cut

@@ -40,6 +40,7 @@ from .conversation import (
     history_turns,
     load_conversation,
     paragraph_counter,
+    paragraph_scorer,
 )
 from .deps import ChatDeps
 from .messages import NewMessage
@@ -112,6 +113,7 @@ def _prepare(deps: ChatDeps, chat_id: int, session_id: int | None, text: str) ->
     plan = plan_window(
         context_size, deps.settings.reserved_output_tokens, counts.system, counts.message,
         counts.transcript or 0, history_turns(convo, counts), paragraph_counter(deps.llm, convo),
+        paragraph_scorer(convo, question),
     )
     return _Prepared(chat.id, question, convo, counts, model, plan, context_size)
 
@@ -174,6 +176,8 @@ def _with_window(done: chat_pb2.ReplyDone, plan: WindowPlan) -> chat_pb2.ReplyDo
     done.history_windowed = plan.windowed
     done.history_turns_dropped = plan.first_turn
     done.transcript_paragraphs_omitted = plan.omitted_paragraphs
+    if plan.context_note:
+        done.context_note = plan.context_note
     return done
 
 

@@ -59,6 +59,8 @@ def done_json(d: chat_pb2.ReplyDone) -> dict:
                 isTruncated=d.is_truncated, historyWindowed=d.history_windowed,
                 historyTurnsDropped=d.history_turns_dropped,
                 transcriptParagraphsOmitted=d.transcript_paragraphs_omitted)
+    if d.HasField("context_note"):
+        body["contextNote"] = d.context_note  # the transcript did not fit whole: what the answer rests on
     return body
 
 
