@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import grpc
 from fastapi import APIRouter, Body, Depends, Path, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from werkzeug.http import parse_range_header
@@ -14,7 +15,7 @@ from therascript.chat.v1 import chat_pb2
 from therascript.sessions.v1 import sessions_pb2 as pb
 
 from ..clients import ServiceClients, get_clients, get_settings, optional_call
-from ..errors import ApiError
+from ..errors import ApiError, grpc_error_response
 from ..fields import NON_BLANK_PATTERN, DateText, FileName, Name100, Name200
 from ..json_body import enum_names, json_response
 from ..params import ParagraphIndex, SessionId
@@ -127,20 +128,30 @@ def _upload_request_body() -> dict:
 
 
 @router.post("/sessions/upload", status_code=202, summary="Upload a recording and start its transcription",
-             openapi_extra={"requestBody": _upload_request_body()})
+             openapi_extra={"requestBody": _upload_request_body()}, response_model=dict)
 async def upload_session(
     request: Request,
     clients: ServiceClients = Depends(get_clients),
     settings: GatewaySettings = Depends(get_settings),
-) -> dict:
+) -> Response:
     """Multipart form: `audioFile` (the recording), `clientName`, `sessionName`, `date` (YYYY-MM-DD),
     `sessionType`, `therapy`, `numSpeakers` (an integer, clamped to 1..10, default 2); each field once.
     Streamed to the sessions service as it arrives (never whole in memory). 202 `{sessionId, jobId,
     message}`; 400 bad or repeated fields, or not audio; 408 the client went silent; 413 over the size
     limit; 503 diarization not ready, too many uploads at once, or the sessions service went away."""
     limits = UploadLimits(settings.upload_max_bytes, settings.upload_idle_timeout_s, settings.upload_deadline_s)
-    reply = await receive_upload(request, clients.sessions, limits, request.app.state.upload_slots)
-    return {"sessionId": reply.session_id, "jobId": reply.job_id, "message": reply.message}
+    try:
+        reply = await receive_upload(request, clients.sessions, limits, request.app.state.upload_slots)
+    except ApiError as error:
+        # A refused upload may leave body bytes unread: close the connection, so none is read as a next request.
+        error.headers = {**(error.headers or {}), "Connection": "close"}
+        raise
+    except grpc.aio.AioRpcError as error:
+        response = grpc_error_response(error)
+        response.headers["Connection"] = "close"
+        return response
+    return JSONResponse({"sessionId": reply.session_id, "jobId": reply.job_id, "message": reply.message},
+                        status_code=202)
 
 
 @router.get("/sessions/{session_id}", summary="Session metadata and its chats")
