@@ -83,6 +83,7 @@ def test_a_chunked_body_is_cut_off_at_the_cap(gateway):
     finally:
         sock.close()
     assert status == 413 and _json_body(raw)["error"] == "PayloadTooLargeError"
+    assert b"\r\nconnection: close\r\n" in raw.lower()  # the rest of the body is never read as a request
     assert sent < 16 * CAP, f"{sent} bytes went in before the 413"
 
 

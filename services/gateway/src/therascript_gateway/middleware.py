@@ -123,7 +123,7 @@ class EdgeGuardMiddleware:
                 received += len(message.get("body", b""))
                 if received > cap:
                     # Raised inside the route's body read: the error handlers turn it into the 413 body.
-                    raise StarletteHTTPException(413, _too_large(cap).message)
+                    raise StarletteHTTPException(413, _too_large(cap).message, headers={"Connection": "close"})
             return message
 
         await self.app(scope, capped_receive, send)
