@@ -166,6 +166,16 @@ def test_stalled_uploads_cannot_starve_the_sessions_service(tmp_path, redis_url,
                 assert all(b"\r\nconnection: close\r\n" in raw.lower() for _, raw in answers)
                 for sock in stalled:
                     sock.close()
+                # The three workers the stalled streams held are free again: three new stalled uploads take
+                # them, and the fourth worker still answers the list (were the old ones held, 6 > 4 workers).
+                stalled = [_start_stalled_upload(host, port, audio) for _ in range(3)]
+                time.sleep(0.3)
+                started = time.monotonic()
+                assert http.get("/api/sessions").status_code == 200
+                assert time.monotonic() - started < 1.0
+                assert [read_response(sock, 10)[0] for sock in stalled] == [408] * 3
+                for sock in stalled:
+                    sock.close()
                 with tone.open("rb") as file:
                     done = http.post("/api/sessions/upload", data=FORM, files={"audioFile": ("t.wav", file, "audio/wav")})
                 assert done.status_code == 202, done.text
