@@ -600,7 +600,8 @@ def estimate_speakers(embeddings: np.ndarray, max_speakers: int = MAX_SPEAKERS) 
     labels = AgglomerativeClustering(n_clusters=None, distance_threshold=COUNT_THRESHOLD, metric="cosine",
                                      linkage=LINKAGE).fit_predict(embeddings)
     sizes = np.bincount(labels)
-    return int(min(max_speakers, max(1, np.sum(sizes >= max(2, MIN_CLUSTER_SHARE * len(embeddings))))))
+    speakers = int(np.sum(sizes >= max(2, MIN_CLUSTER_SHARE * len(embeddings))))
+    return min(max_speakers, max(1, speakers))
 
 
 def resegment(embeddings: np.ndarray, windows: list[Window], labels: np.ndarray) -> np.ndarray:
