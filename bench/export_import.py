@@ -142,6 +142,8 @@ def main() -> None:
     parser.add_argument("--audio-mb", type=int, default=1024)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for every process (e.g. MALLOC_ARENA_MAX=2)")
     args = parser.parse_args()
     specs = tuple(s for s in therascript_local.PROCESSES if s.name in SERVICES)
     with tempfile.TemporaryDirectory(prefix="bench-export-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None) as tmp:
@@ -152,7 +154,7 @@ def main() -> None:
         system = therascript_local.start_system(
             ROOT, system_dir, ports=ports, specs=specs,
             env_overrides={"THERASCRIPT_API_TOKEN": token, "LLM_LOAD_ON_START": "false", "OPS_ELASTICSEARCH_URL": "",
-                           "LLM_INSTALL_PACKAGED_MODEL": "false"})
+                           "LLM_INSTALL_PACKAGED_MODEL": "false", **dict(e.split("=", 1) for e in args.env)})
         try:
             size = populate(system_dir, args.audio_mb, args.files)
             mb = size / BLOCK

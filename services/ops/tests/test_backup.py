@@ -234,6 +234,7 @@ def _bad_archives(good: bytes) -> dict[str, tuple[bytes, int]]:
         "no-manifest": (_tar([_file(n, d) for n, d in _members(good).items() if n != "manifest.json"]), 400),
         "cut-off": (good[: len(good) // 2], 400),
         "not-a-tar": (b"PK\x03\x04 this is a zip, not a tar" * 100, 400),
+        "8-mb-of-junk": (b"\x01junk" * 1_600_000, 400),   # refused at its first block, while the upload goes on
     }
 
 
@@ -311,4 +312,6 @@ def test_imports_over_one_keep_alive_connection_of_the_real_http_server(populate
             assert reply.status_code == 200, (len(archive.content), reply.text)
         refused = http.post("/api/admin/import-data", files={"backupFile": ("b.tar", bomb)})
         assert refused.status_code == 413 and refused.json()["error"]
+        junk = http.post("/api/admin/import-data", files={"backupFile": ("b.tar", b"\x01junk" * 1_600_000)})
+        assert junk.status_code == 400 and junk.json()["error"] == "BadRequestError"   # was a 500 (write after end)
         assert http.get("/api/sessions").status_code == 200

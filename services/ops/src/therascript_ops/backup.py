@@ -54,6 +54,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_MAX_BYTES = 64 * 1024 * 1024
 PIECE_BYTES = 1024 * 1024
+REFUSAL_DRAIN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -77,6 +78,18 @@ def _tar_header(name: str, size: int, mtime_s: int) -> bytes:
 def _padding(size: int) -> bytes:
     remainder = size % tarfile.BLOCKSIZE
     return tarfile.NUL * (tarfile.BLOCKSIZE - remainder) if remainder else b""
+
+
+def _drain(reader: io.RawIOBase, limit: int) -> None:
+    """Reads and drops up to `limit` more bytes of a refused upload, so that a small one is answered after it has
+    been received whole (a status sent while the client still streams can reach it as INTERNAL); a larger
+    one is answered at the limit (the gateway then closes its connection)."""
+    remaining = limit
+    try:
+        while remaining > 0 and (block := reader.read(min(PIECE_BYTES, remaining))):
+            remaining -= len(block)
+    except (DomainError, OSError, ValueError):
+        pass
 
 
 class _StreamReader(io.RawIOBase):
@@ -275,7 +288,12 @@ class Backups:
             while reader.read(PIECE_BYTES):   # the record padding after the end of the archive: the whole upload is
                 pass                          # received before answering (limit still counted)
         except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+            _drain(reader, REFUSAL_DRAIN_BYTES)
             raise InvalidArgument(f"The backup is not a readable TAR archive: {error}") from None
+        except DomainError as error:
+            if not isinstance(error, TooLarge) or "backup file is over" not in error.message:
+                _drain(reader, REFUSAL_DRAIN_BYTES)
+            raise
         return hashes
 
     @staticmethod

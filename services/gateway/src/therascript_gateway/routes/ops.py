@@ -3,6 +3,7 @@ ops service, which orchestrates the owners' Admin RPCs (services/ops)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -138,8 +139,11 @@ async def import_data(request: Request, clients: ServiceClients = Depends(get_cl
     except ValueError as error:
         call.cancel()
         raise ApiError(400, f"Malformed upload: {error}") from None
-    except (grpc.aio.UsageError, grpc.aio.AioRpcError, RuntimeError):
-        refused_early = True  # the call already ended; awaiting it below gives its real status
+    except (grpc.aio.UsageError, grpc.aio.AioRpcError, RuntimeError, asyncio.InvalidStateError):
+        refused_early = True  # the call already ended (a write after its end); awaiting it gives its real status
+    except BaseException:
+        call.cancel()   # the client went away (or anything else): ops drops its staging at once
+        raise
     try:
         reply = await call
     except grpc.aio.AioRpcError as error:
