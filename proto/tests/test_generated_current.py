@@ -33,5 +33,6 @@ def test_generated_stubs_match_the_contracts(tmp_path):
 def test_every_service_has_a_versioned_package():
     packages = sorted(str(p.relative_to(PROTO)) for p in PROTO.glob("therascript/*/v1/*.proto"))
     assert packages == ["therascript/analysis/v1/analysis.proto", "therascript/chat/v1/chat.proto",
-                        "therascript/common/v1/common.proto", "therascript/llm/v1/llm.proto",
+                        "therascript/common/v1/admin.proto", "therascript/common/v1/common.proto",
+                        "therascript/llm/v1/llm.proto",
                         "therascript/ops/v1/ops.proto", "therascript/sessions/v1/sessions.proto"]
