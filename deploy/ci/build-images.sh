@@ -18,6 +18,7 @@ build() {
   local args=(build $PULL --network=host -f "$file" -t "$image" --build-arg "BASE_BUILD=therascript/base-build:$TAG"
               --build-arg "BASE_RUNTIME=therascript/base-runtime:$TAG")
   [ -n "$target" ] && args+=(--target "$target")
+  [ "$ENGINE" = podman ] && args+=(--format docker)   # OCI image config has no HEALTHCHECK: podman drops it
   printf '[build-images] %-34s ' "$image"
   if ! nice "$ENGINE" "${args[@]}" . > "${LOG_DIR:-/tmp}/build-${image//[\/:]/_}.log" 2>&1; then
     echo "FAILED (log: ${LOG_DIR:-/tmp}/build-${image//[\/:]/_}.log)"

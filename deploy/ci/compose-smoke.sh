@@ -25,11 +25,12 @@ PROJECT=therascript-ci
 declare -a phases=() durations=()
 
 phase() {
-  local name="$1" start=$SECONDS
+  local name="$1" start=$SECONDS rc=0
   shift
   printf '\n######## compose-smoke: %s\n' "$name"
-  "$@"
+  "$@" || rc=$?
   phases+=("$name"); durations+=($((SECONDS - start)))
+  return $rc
 }
 
 tools() {
