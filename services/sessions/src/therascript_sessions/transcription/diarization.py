@@ -66,6 +66,7 @@ LINKAGE = "average"
 SMOOTH_WORDS = False
 COUNT_THRESHOLD = 0.35
 STREAM_BLOCK_S = 60.0
+KEEP_SHARE = 0.3
 MAX_REGION_S = 60.0
 MIN_CLUSTER_SHARE = 0.08
 
@@ -173,15 +174,16 @@ def diarize(
     speech, gain = scan_audio(path)
     windows = plan_windows(split_long(merge_spans(speech, words)), WINDOW_S, HOP_S)
     embeddings = embed_stream(path, windows, gain, device, lambda done: progress(0.9 * done))
-    window_labels = cluster_windows(embeddings, windows, num_speakers)
-    if RESEGMENT:
-        window_labels = resegment(embeddings, windows, window_labels)
+    clustered = cluster_windows(embeddings, windows, num_speakers)
+    window_labels = resegment(embeddings, windows, clustered) if RESEGMENT else clustered
+    if num_speakers is not None:  # resegmentation may swallow a small cluster: give it back its windows
+        window_labels = _restore_lost(clustered, window_labels)
     turns = window_turns(windows, window_labels)
     labels = vote_words(words, [Window(s, e) for s, e, _ in turns], [t[2] for t in turns])
     if SMOOTH_WORDS:
         labels = smooth_turns(words, labels)
     if num_speakers is not None:
-        labels = _keep_every_cluster(words, labels, vote_words(words, windows, window_labels))
+        labels = _keep_every_cluster(words, labels, windows, window_labels)
     order: dict[int, int] = {}
     for label in labels + [t[2] for t in turns]:
         order.setdefault(label, len(order))
@@ -192,13 +194,47 @@ def diarize(
     )
 
 
-def _keep_every_cluster(words: list[Word], labels: list[int], raw: list[int]) -> list[int]:
-    """Smoothing may absorb a small cluster entirely; when the caller asked for that many speakers, give
-    the lost clusters back their words from the unsmoothed vote (numSpeakers is honoured)."""
-    lost = set(raw) - set(labels)
+def _restore_lost(before: Any, after: Any) -> Any:
+    """`after`, except that windows of a cluster present in `before` but absent from `after` keep `before`'s
+    label (numSpeakers is honoured)."""
+    import numpy as np
+
+    lost = sorted(set(before.tolist()) - set(after.tolist()))
+    return np.where(np.isin(before, lost), before, after) if lost else after
+
+
+def _keep_every_cluster(words: list[Word], labels: list[int], windows: list[Window], window_labels: Any) -> list[int]:
+    """When the caller asked for that many speakers, a cluster that no word's majority vote chose still gets
+    the words where its windows hold at least KEEP_SHARE of the overlap — or, failing that, the one word
+    where they hold the most — so that numSpeakers labels come out whenever that speaker's windows touch a
+    word (issue 11: numSpeakers=4 gave 3 labels)."""
+    import bisect
+
+    lost = sorted({int(x) for x in window_labels} - set(labels))
     if not lost:
         return labels
-    return [raw[i] if raw[i] in lost else label for i, label in enumerate(labels)]
+    labels = list(labels)
+    starts = [w.start_s for w in windows]
+    longest = max(w.duration_s for w in windows)
+    shares: list[dict[int, float]] = []
+    for word in words:
+        votes: dict[int, float] = {}
+        for position in range(bisect.bisect_left(starts, word.start_s - longest),
+                              bisect.bisect_right(starts, word.end_s)):
+            overlap = min(word.end_s, windows[position].end_s) - max(word.start_s, windows[position].start_s)
+            if overlap > 0:
+                label = int(window_labels[position])
+                votes[label] = votes.get(label, 0.0) + overlap
+        total = sum(votes.values()) or 1.0
+        shares.append({label: value / total for label, value in votes.items()})
+    for cluster in lost:
+        chosen = [i for i, share in enumerate(shares) if share.get(cluster, 0.0) >= KEEP_SHARE]
+        if not chosen:
+            best = max(range(len(words)), key=lambda i: shares[i].get(cluster, 0.0))
+            chosen = [best] if shares[best].get(cluster, 0.0) > 0 else []
+        for index in chosen:
+            labels[index] = cluster
+    return labels
 
 
 # --- 1–2. where to embed -------------------------------------------------------------------------------
@@ -582,9 +618,15 @@ def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers:
     labels = np.zeros(len(windows), dtype=int)
     labels[chosen] = clustering.fit_predict(embeddings[chosen])
     centroids = _centroids(embeddings[chosen], labels[chosen], count)
+    agglomerative = labels.copy()
     for _ in range(2):
         labels = np.argmax(embeddings @ centroids.T, axis=1)
         centroids = _centroids(embeddings, labels, count, fallback=centroids)
+    lost = set(range(count)) - set(labels.tolist())
+    if lost:  # the k-means steps emptied a cluster: its clustered windows keep it
+        keep = np.zeros(len(windows), dtype=bool)
+        keep[chosen] = np.isin(agglomerative[chosen], sorted(lost))
+        labels[keep] = agglomerative[keep]
     return labels
 
 
