@@ -70,6 +70,12 @@ def test_job_transcribes_labels_speakers_and_is_idempotent(context, recording):
     assert len(paragraphs) == len(SCRIPT)
     assert labels[0] != labels[1] and labels[0::2] == [labels[0]] * len(labels[0::2])
     assert labels[1::2] == [labels[1]] * len(labels[1::2])
+    # Each paragraph stores its words (issue 11): in order, inside the audio, spelling out its text.
+    for paragraph in paragraphs:
+        assert paragraph.words and " ".join(w["text"] for w in paragraph.words) == paragraph.text
+        starts = [w["start_ms"] for w in paragraph.words]
+        assert starts == sorted(starts) and starts[0] == paragraph.timestamp_ms
+        assert all(0 <= w["start_ms"] <= w["end_ms"] <= job.duration_s * 1000 + 50 for w in paragraph.words)
 
     # A retry of the same job (e.g. after a crash at the very end) replaces, never duplicates, and
     # reuses the saved ASR result instead of recognising the audio again.
