@@ -153,3 +153,35 @@ def test_runtime_child_exits_when_llm_manager_closes_its_pipe(llm: Running) -> N
     runtime.process.stdin.close()  # what the OS does when llm-manager dies
     assert runtime.process.wait(10) is not None
     assert llm.stub.GetStatus(llm_pb2.GetStatusRequest()).state == llm_pb2.LOAD_STATE_ERROR
+
+
+def test_generations_beyond_the_slots_queue_in_llm_manager_not_in_the_runtime(tmp_path) -> None:
+    """One llama.cpp slot: a second Generate that starts while the first holds it waits in llm-manager, sending
+    `loading` keep-alives, and only then streams its own tokens. Before, it was sent straight to llama.cpp, which
+    queued it silently: nothing arrived, so the HTTP read timeout (LLM_GENERATION_IDLE_TIMEOUT_S) fired on a busy
+    but healthy runtime and the reply failed with UNAVAILABLE ReadTimeout (issue 13's load test)."""
+    from llm_fixtures import start
+
+    running, stop = start(tmp_path, parallel_slots=1)
+    try:
+        first_done: list[float] = []
+
+        def run_first() -> None:
+            request = llm_pb2.GenerateRequest(messages=[user(LONG_PROMPT)], max_tokens=600, seed=1)
+            _collect(running.stub, request, timeout=600)
+            first_done.append(time.perf_counter())
+
+        first = threading.Thread(target=run_first)
+        first.start()
+        time.sleep(0.5)  # the first holds the only slot
+        second_started = time.perf_counter()
+        second, _ = _collect(running.stub, llm_pb2.GenerateRequest(messages=[user("Name a colour.")], max_tokens=8),
+                             timeout=600)
+        first.join()
+        assert first_done and first_done[0] - second_started > 1.5, "the first reply ended too soon to hold the slot"
+        kinds = ["loading" if c.loading else "content" if c.HasField("content") else "other" for c in second]
+        assert "loading" in kinds and kinds.index("loading") < kinds.index("content")
+        assert second[-1].HasField("usage")
+    finally:
+        running.stop()
+        stop()

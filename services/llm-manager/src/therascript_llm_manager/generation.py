@@ -1,8 +1,10 @@
 """Streaming chat completions and token counting against the runtime's OpenAI-compatible HTTP API.
 
 `Generator.generate` yields `Text` chunks (content or thinking) as llama.cpp streams them
-(`POST /v1/chat/completions`, `stream: true`), `Loading` keep-alives while a model loads, and one
-final `Usage`. Cancelling (`Cancellation.cancel()`, wired to the gRPC call's termination) closes the
+(`POST /v1/chat/completions`, `stream: true`), `Loading` keep-alives while a model loads or while the request
+waits for one of the runtime's parallel slots, and one final `Usage`. Requests beyond the slots queue HERE, not in
+llama.cpp: a request queued inside llama.cpp sends nothing, so the HTTP read timeout (meant for a runtime that
+stopped producing tokens) fired on a healthy but busy runtime (issue 13's load test: 7 of 20 replies failed). Cancelling (`Cancellation.cancel()`, wired to the gRPC call's termination) closes the
 HTTP stream, which makes llama.cpp stop that generation and free its slot at once.
 """
 
@@ -130,10 +132,14 @@ class _Progress:
 class Generator:
     """Runs chat completions and token counts on the active model's runtime."""
 
-    def __init__(self, models: ActiveModel, idle_timeout_s: float = 120.0, usage: UsageRepository | None = None) -> None:
+    def __init__(self, models: ActiveModel, idle_timeout_s: float = 120.0, usage: UsageRepository | None = None,
+                 parallel_slots: int = 1) -> None:
+        """`idle_timeout_s`: seconds without a byte from a generating runtime before it counts as failed;
+        `parallel_slots`: generations the runtime runs at once (LLM_PARALLEL_SLOTS); more wait for a slot here."""
         self._models = models
         self._idle_timeout_s = idle_timeout_s
         self._usage = usage  # every finished generation is recorded here (ops' usage figures)
+        self._slots = threading.BoundedSemaphore(parallel_slots)
 
     def generate(self, request: GenerationRequest, cancellation: Cancellation) -> Iterator[Event]:
         """Streams one completion: Text chunks, Loading keep-alives, then exactly one Usage.
@@ -146,6 +152,17 @@ class Generator:
             if cancellation.cancelled:
                 return
             yield Loading()
+        while not self._slots.acquire(timeout=1.0):  # a keep-alive a second while the slots are busy
+            if cancellation.cancelled:
+                return
+            yield Loading()
+        try:
+            yield from self._generate_in_slot(request, runtime, cancellation)
+        finally:
+            self._slots.release()
+
+    def _generate_in_slot(self, request: GenerationRequest, runtime: Runtime,
+                          cancellation: Cancellation) -> Iterator[Event]:
         snap = self._models.snapshot()
         payload = self._payload(request, snap.settings, runtime)
         progress = _Progress(started=time.perf_counter())

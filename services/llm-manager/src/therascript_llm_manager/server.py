@@ -65,7 +65,9 @@ def build(settings: LlmManagerSettings) -> LlmManager:
     pulls.resume_unfinished()
     if settings.load_on_start and models.snapshot().settings.active_model:
         models.load_in_background()
-    servicer = LlmManagerServicer(store, models, Generator(models, usage=UsageRepository(engine)), pulls)
+    generator = Generator(models, idle_timeout_s=settings.generation_idle_timeout_s, usage=UsageRepository(engine),
+                          parallel_slots=settings.parallel_slots)
+    servicer = LlmManagerServicer(store, models, generator, pulls)
     return LlmManager(settings, store, models, pulls, servicer, build_admin(settings, engine))
 
 

