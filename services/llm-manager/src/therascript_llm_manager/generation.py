@@ -4,8 +4,9 @@
 (`POST /v1/chat/completions`, `stream: true`), `Loading` keep-alives while a model loads or while the request
 waits for one of the runtime's parallel slots, and one final `Usage`. Requests beyond the slots queue HERE, not in
 llama.cpp: a request queued inside llama.cpp sends nothing, so the HTTP read timeout (meant for a runtime that
-stopped producing tokens) fired on a healthy but busy runtime (issue 13's load test: 7 of 20 replies failed). Cancelling (`Cancellation.cancel()`, wired to the gRPC call's termination) closes the
-HTTP stream, which makes llama.cpp stop that generation and free its slot at once.
+stopped producing tokens) fired on a healthy but busy runtime (issue 13's load test: 7 of 20 replies failed).
+Cancelling (`Cancellation.cancel()`, wired to the gRPC call's termination) closes the HTTP stream, which makes
+llama.cpp stop that generation and free its slot at once.
 """
 
 from __future__ import annotations
