@@ -1,5 +1,5 @@
 """Analysis job wall time for N = 1, 2, 4 sessions, map concurrency 2 against the baseline map concurrency 1, in the
-same run, interleaved (c1, c2, c1, c2, ...), medians.
+same run, interleaved (c1 c2, c2 c1, ...), medians.
 
 Usage: .venv/bin/python bench/analysis.py [--runs 3] [--map-tokens 48] [--reduce-tokens 48]
 Starts real servers in a temp folder: Redis, llm-manager in this process (packaged SmolLM2, 2 parallel slots, so two
@@ -12,6 +12,7 @@ concurrency is bounded by how well llama.cpp batches the two sequences there; on
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -38,9 +39,15 @@ def transcript(n: int) -> list[tuple[str | None, str]]:
             for i in range(6)]
 
 
+_jobs = itertools.count(1)
+
+
 def timed_job(analysis: RunningAnalysis, session_ids: list[int]) -> float:
+    """Seconds from CreateJob to the `completed` event. Every job's question is unique (it comes first in every
+    prompt), so no job reuses another's cached prompt in llama.cpp's slots."""
+    prompt = f"{PROMPT} (run {next(_jobs)})"
     started = time.perf_counter()
-    job_id = analysis.stub.CreateJob(pb.CreateJobRequest(prompt=PROMPT, session_ids=session_ids)).job_id
+    job_id = analysis.stub.CreateJob(pb.CreateJobRequest(prompt=prompt, session_ids=session_ids)).job_id
     last = None
     for event in analysis.stub.StreamJob(pb.StreamJobRequest(job_id=job_id), timeout=1800):
         if not event.HasField("snapshot"):
@@ -72,8 +79,8 @@ def main() -> None:
         rows = []
         for n in (1, 2, 4):
             times: dict[int, list[float]] = {1: [], 2: []}
-            for _ in range(args.runs):
-                for c in (1, 2):
+            for run in range(args.runs):
+                for c in ((1, 2) if run % 2 == 0 else (2, 1)):  # ABBA: neither always goes first
                     times[c].append(timed_job(instances[c], ids[:n]))
             base, value = statistics.median(times[1]), statistics.median(times[2])
             rows.append((n, base, value))

@@ -244,8 +244,8 @@ class AnalysisJobs:
             rq_status = Job.fetch(rq_job_id(job.id, job.attempt), connection=self._redis).get_status()
         except NoSuchJobError:
             return "The queued analysis job was lost."
-        if rq_status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-            return f"The analysis job ended as {rq_status.value}."
+        if rq_status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED):
+            return f"The queued analysis job ended as {rq_status.value} without starting."
         return None
 
     def _resume_or_fail(self, job: AnalysisJobRow, from_statuses: tuple[str, ...], problem: str) -> bool:
