@@ -12,21 +12,7 @@ import grpc
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript.sessions.v1 import sessions_pb2, sessions_pb2_grpc
-from therascript_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
-from therascript_common.grpc_client import sync_channel
-
-_PASS_THROUGH: dict[grpc.StatusCode, type[DomainError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-}
-
-
-def _domain_error(service: str, error: grpc.RpcError) -> DomainError:
-    """NOT_FOUND/INVALID_ARGUMENT keep their meaning; anything else means the dependency is unavailable (503)."""
-    kind = _PASS_THROUGH.get(error.code())
-    if kind is not None:
-        return kind(error.details() or error.code().name)
-    return Unavailable(f"The {service} service is unavailable ({error.code().name}).")
+from therascript_common.grpc_client import domain_error, sync_channel
 
 
 class SessionsClient:
@@ -41,14 +27,14 @@ class SessionsClient:
         try:
             return self._stub.GetSession(sessions_pb2.SessionRef(session_id=session_id))
         except grpc.RpcError as error:
-            raise _domain_error("sessions", error) from error
+            raise domain_error("sessions", error) from error
 
     def get_transcript(self, session_id: int) -> list[sessions_pb2.Paragraph]:
         """Paragraphs ordered by index (empty unless the session is transcribed)."""
         try:
             return list(self._stub.GetTranscript(sessions_pb2.SessionRef(session_id=session_id)).paragraphs)
         except grpc.RpcError as error:
-            raise _domain_error("sessions", error) from error
+            raise domain_error("sessions", error) from error
 
     def close(self) -> None:
         self._channel.close()
@@ -76,14 +62,14 @@ class LlmClient:
         try:
             return self._stub.GetStatus(llm_pb2.GetStatusRequest())
         except grpc.RpcError as error:
-            raise _domain_error("llm-manager", error) from error
+            raise domain_error("llm-manager", error) from error
 
     def count_tokens(self, texts: list[str]) -> TokenCounts:
         """Counts each text with the loaded model's tokenizer (chars/4 estimate when none is loaded)."""
         try:
             reply = self._stub.CountTokens(llm_pb2.CountTokensRequest(texts=texts))
         except grpc.RpcError as error:
-            raise _domain_error("llm-manager", error) from error
+            raise domain_error("llm-manager", error) from error
         return TokenCounts(
             counts=list(reply.counts),
             by_tokenizer=reply.method == llm_pb2.TOKEN_COUNT_METHOD_TOKENIZER,
