@@ -68,3 +68,8 @@ def test_a_transcript_over_the_context_is_answered_from_its_relevant_paragraphs(
     assert done.HasField("context_note") and "most relevant to the question" in done.context_note
     assert done.prompt_tokens > 4096  # most of the 8192-token window carries transcript, not nothing
     assert done.prompt_tokens + deps.settings.reserved_output_tokens <= 8192
+    # the notice the original UI shows (it reads only the text): the first chunk, and stored with the reply
+    chunks = [e.chunk for e in events if e.WhichOneof("event") == "chunk"]
+    assert chunks and done.context_note in chunks[0]
+    stored = stub.GetChat(chat_pb2.ChatRef(chat_id=chat.id, session_id=session_id)).messages[-1]
+    assert stored.text.startswith(f"({done.context_note})") and len(stored.text) > len(chunks[0].strip())

@@ -85,6 +85,8 @@ class _Reply:
 
     text: str = ""
     thinking: str = ""
+    notice: str = ""                   # the context notice streamed and stored before the model's text
+    responding: bool = False           # REPLY_PHASE_RESPONDING sent
     usage: llm_pb2.Usage | None = None  # once the stream finished normally
     cancelled: bool = False
     failed: bool = False
@@ -130,7 +132,8 @@ def _relay(call, reply: _Reply) -> Iterator[chat_pb2.ChatEvent]:
     for piece in call:
         kind = piece.WhichOneof("chunk")
         if kind == "content" and piece.content:
-            if not reply.text:
+            if not reply.responding:
+                reply.responding = True
                 yield chat_pb2.ChatEvent(status=chat_pb2.REPLY_PHASE_RESPONDING)
             reply.text += piece.content
             yield chat_pb2.ChatEvent(chunk=piece.content)
@@ -141,6 +144,16 @@ def _relay(call, reply: _Reply) -> Iterator[chat_pb2.ChatEvent]:
             reply.usage = piece.usage
         elif kind == "loading":
             yield chat_pb2.ChatEvent(keep_alive=True)
+
+
+def _notice(plan: WindowPlan, reply: _Reply) -> Iterator[chat_pb2.ChatEvent]:
+    """When the transcript did not fit, the reply opens with a short notice line (the original UI shows only
+    the text, never the done event's `contextNote`): streamed as the first chunk and stored with the reply."""
+    if not plan.context_note:
+        return
+    reply.notice, reply.responding = f"({plan.context_note})\n\n", True
+    yield chat_pb2.ChatEvent(status=chat_pb2.REPLY_PHASE_RESPONDING)
+    yield chat_pb2.ChatEvent(chunk=reply.notice)
 
 
 def _count_or_none(deps: ChatDeps, text: str) -> int | None:
@@ -162,7 +175,7 @@ def _store_reply(deps: ChatDeps, chat_id: int, reply: _Reply) -> chat_pb2.ReplyD
     truncated = reply.cancelled or reply.failed or (usage is not None and usage.truncated)
     if reply.text or reply.thinking:
         messages.record_message(deps.db, NewMessage(
-            chat_id=chat_id, sender="ai", text=reply.text.strip(), thinking=reply.thinking.strip() or None,
+            chat_id=chat_id, sender="ai", text=(reply.notice + reply.text).strip(), thinking=reply.thinking.strip() or None,
             prompt_tokens=usage.prompt_tokens if usage is not None else None, completion_tokens=completion,
             duration_ms=duration, is_truncated=truncated, cancelled=reply.cancelled,
         ))
@@ -201,6 +214,7 @@ def stream_reply(deps: ChatDeps, chat_id: int, session_id: int | None, text: str
 
     on_end(stop)
     try:
+        yield from _notice(prepared.plan, reply)
         yield from _relay(call, reply)
     except grpc.RpcError as error:
         reply.cancelled = ended.is_set()   # our caller went away (set before Generate is cancelled)
