@@ -53,7 +53,8 @@ def test_available_models_have_the_original_shape(api: TestClient) -> None:
 def test_status_reports_the_loaded_packaged_model(api: TestClient) -> None:
     body = api.get("/api/llm/status").json()
     assert body["status"] == "available" and body["activeModel"] == body["modelChecked"] == NAME
-    assert body["loaded"] is True and body["state"] == "loaded" and body["loadedContextSize"] == 2048
+    # loaded with the model's full context (8192 for SmolLM2), the default since issue 9
+    assert body["loaded"] is True and body["state"] == "loaded" and body["loadedContextSize"] == 8192
     assert body["configuredContextSize"] is None and body["configuredTemperature"] == pytest.approx(0.7)
     assert body["details"]["name"] == NAME and body["details"]["size_vram"] > 0
     other = api.get("/api/llm/status", params={"modelName": "absent.gguf"}).json()
