@@ -62,10 +62,10 @@ def peak_rss_mb() -> float:
 def run_pipeline(path: Path, num_speakers: int | None, config: asr.AsrConfig) -> dict:
     """The worker's stages on `path`: words, paragraphs, wall seconds per stage and peak RSS after each."""
     marks = {"start": time.perf_counter()}
-    result = asr.transcribe(path, config)
+    transcribed = asr.transcribe(path, config)
     marks["asr"] = time.perf_counter()
     rss = {"asr": peak_rss_mb()}
-    found = diarization.diarize(path, result.words, num_speakers)  # assign_speakers(...) is found.words
+    found = diarization.diarize(path, transcribed.words, num_speakers)  # assign_speakers(...) is found.words
     words = found.words
     marks["diarization"] = time.perf_counter()
     rss["diarization"] = peak_rss_mb()
@@ -74,7 +74,7 @@ def run_pipeline(path: Path, num_speakers: int | None, config: asr.AsrConfig) ->
     seconds = {"asr": marks["asr"] - marks["start"], "diarization": marks["diarization"] - marks["asr"],
                "paragraphs": marks["paragraphs"] - marks["diarization"]}
     seconds["total"] = sum(seconds.values())
-    return {"words": words, "turns": found.turns, "paragraphs": paragraphs, "duration_s": result.duration_s,
+    return {"words": words, "turns": found.turns, "paragraphs": paragraphs, "duration_s": transcribed.duration_s,
             "seconds": seconds, "rss_mb": rss}
 
 
@@ -94,16 +94,16 @@ def wer_section(config: asr.AsrConfig) -> dict:
     print(f"{'clip':44} {'WER':>6} {'speed':>8}")
     for clip in clips:
         started = time.perf_counter()
-        result = asr.transcribe(clip.audio, config)
+        transcribed = asr.transcribe(clip.audio, config)
         elapsed = time.perf_counter() - started
-        hypothesis = "".join(w.text for w in result.words)
+        hypothesis = "".join(w.text for w in transcribed.words)
         wer = real_speech.word_error_rate([clip.reference], [hypothesis])
         references.append(clip.reference)
         hypotheses.append(hypothesis)
-        audio_s += result.duration_s
+        audio_s += transcribed.duration_s
         asr_s += elapsed
         rows.append({"clip": clip.name, "wer": wer, "hypothesis": hypothesis.strip()})
-        print(f"{clip.name:44} {wer:6.3f} {_speed(result.duration_s, elapsed):>8}")
+        print(f"{clip.name:44} {wer:6.3f} {_speed(transcribed.duration_s, elapsed):>8}")
     total = real_speech.word_error_rate(references, hypotheses)
     print(f"{'ALL':44} {total:6.3f} {_speed(audio_s, asr_s):>8}")
     result("WER LibriVox (tiny.en)", round(total, 4), "ratio", goal="<= 0.08", note=f"{len(clips)} clips, jiwer")
