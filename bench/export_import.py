@@ -26,11 +26,11 @@ import statistics
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
+from memory import PeakSampler, rss_kb
 from results import result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,36 +42,6 @@ from servers import free_port  # noqa: E402
 SERVICES = ("redis", "sessions", "chat", "llm-manager", "analysis", "ops", "gateway")
 WATCHED = ("ops", "sessions", "gateway")
 BLOCK = 1024 * 1024
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-class PeakSampler:
-    """Samples the RSS (kB) of the given pids every 20 ms on a thread; `peaks` after the `with` block."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.peaks = {name: rss_kb(pid) for name, pid in pids.items()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            for name, pid in self.pids.items():
-                self.peaks[name] = max(self.peaks[name], rss_kb(pid))
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def populate(system_dir: Path, audio_mb: int, files: int) -> int:

@@ -15,12 +15,12 @@ import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import wave
 from pathlib import Path
 
 import httpx
+from memory import PeakSampler, rss_kb
 from results import result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,36 +44,6 @@ def silent_wav(path: Path, size_mb: int) -> Path:
         for _ in range(size_mb):
             out.writeframesraw(block)
     return path
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-class PeakSampler:
-    """Samples the RSS (kB) of the given pids every 20 ms on a thread; `peaks` after `stop()`."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.peaks = {name: rss_kb(pid) for name, pid in pids.items()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            for name, pid in self.pids.items():
-                self.peaks[name] = max(self.peaks[name], rss_kb(pid))
-
-    def __enter__(self) -> "PeakSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def upload_once(client: httpx.Client, pids: dict[str, int], audio: Path) -> tuple[dict[str, int], dict[str, int], float]:
