@@ -21,7 +21,9 @@ so the caller's process id is the server's and SIGTERM stops it (in ~2 s).
 Each instance has its own folder: `<data-dir>/config` (a copy of the distribution's config + the settings +
 the dictionary), `data/`, `logs/`, `tmp/`. The heap is fixed at ES_HEAP (default 512m). When root and the server's
 user cannot reach `<data-dir>` (e.g. under pytest's private /tmp/pytest-of-root), the instance lives in
-/tmp/therascript-es-<hash of data-dir> instead (the same folder on a restart; not removed afterwards).
+/tmp/therascript-es-<hash of data-dir> instead (the same folder on a restart; not removed afterwards); likewise a
+distribution in a clone the user cannot reach (`mktemp -d` makes mode-700 folders) runs from a copy in
+/tmp/therascript-es-home-<hash>.
 """
 
 from __future__ import annotations
@@ -140,18 +142,42 @@ def settings(instance: Path, http_port: int, transport_port: str) -> dict[str, s
     }
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """True when every existing folder on the way to `path` is searchable by other users (the server's user)."""
+    parent = path if path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    return all(p.stat().st_mode & 0o001 for p in [parent, *parent.parents])
+
+
+def _stand_in(path: Path, kind: str) -> Path:
+    """A fixed folder in /tmp named after `path` (the same one on a restart; not removed afterwards)."""
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"therascript-es-{kind}{digest}"
+
+
 def reachable_instance(instance: Path) -> Path:
     """`instance`, or when root and the server's user could not reach it (a parent not searchable by others,
     e.g. pytest's private /tmp/pytest-of-root), a fixed folder in /tmp named after it (same one on a restart)."""
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or _reachable_by_others(instance):
         return instance
-    parent = instance.parent
-    while not parent.exists():
-        parent = parent.parent
-    if all(p.stat().st_mode & 0o001 for p in [parent, *parent.parents]):
-        return instance
-    digest = hashlib.sha256(str(instance).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"therascript-es-{digest}"
+    return _stand_in(instance, "")
+
+
+def reachable_home(home: Path) -> Path:
+    """The distribution at `home`, or when root and the server's user could not reach it (a clone in a private
+    folder such as `mktemp -d`'s, mode 700), a copy of it in /tmp made once (the same rule as the instance)."""
+    if os.geteuid() != 0 or _reachable_by_others(home):
+        return home
+    copy = _stand_in(home, "home-")
+    if not (copy / "bin" / "elasticsearch").exists():
+        partial = copy.with_name(f"{copy.name}.{os.getpid()}.partial")
+        shutil.copytree(home, partial, symlinks=True)
+        try:
+            partial.rename(copy)  # atomic: a concurrent start that copied too keeps its own or finds this one
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+    return copy
 
 
 def prepare(instance: Path, http_port: int, transport_port: str, home: Path) -> None:
@@ -177,7 +203,7 @@ def command(instance: Path, http_port: int, transport_port: str = "9300-9399",
             heap: str = DEFAULT_HEAP) -> tuple[list[str], dict[str, str]]:
     """Installs if needed, prepares `instance`, and returns (argv, env) that run the server in the foreground
     (through `runuser -u ES_USER` when root). EsError when Java or the dictionary is missing."""
-    home = install()
+    home = reachable_home(install())
     java_home = find_java_home()
     instance = reachable_instance(instance.resolve())
     prepare(instance, http_port, transport_port, home)
