@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,22 @@ from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[3]
-# The contract lives beside the repository (../shared), not in it; THERASCRIPT_SHARED_DIR may point elsewhere.
-ENDPOINTS = Path(os.environ.get("THERASCRIPT_SHARED_DIR", ROOT.parent / "shared")) / "endpoints.tsv"
+
+
+def _shared_dir() -> Path:
+    """Where ../shared is: THERASCRIPT_SHARED_DIR, else beside this checkout, else beside the repository this one
+    was cloned from (CI and `git clone . "$(mktemp -d)"` clone into a folder with no ../shared of its own)."""
+    if "THERASCRIPT_SHARED_DIR" in os.environ:
+        return Path(os.environ["THERASCRIPT_SHARED_DIR"])
+    candidates = [ROOT.parent / "shared"]
+    origin = subprocess.run(["git", "-C", str(ROOT), "config", "remote.origin.url"], capture_output=True, text=True)
+    if origin.returncode == 0 and origin.stdout.strip() and "://" not in origin.stdout:
+        candidates.append(Path(origin.stdout.strip()).resolve().parent / "shared")
+    return next((c for c in candidates if (c / "endpoints.tsv").exists()), candidates[0])
+
+
+# The contract lives beside the repository (../shared), not in it.
+ENDPOINTS = _shared_dir() / "endpoints.tsv"
 
 
 def _normalise(path: str) -> str:

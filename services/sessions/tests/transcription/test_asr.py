@@ -94,8 +94,11 @@ def test_windowed_transcription_keeps_every_word(dialogue, dialogue_asr, monkeyp
     their times in seconds of the whole recording."""
     from therascript_sessions.transcription import asr
 
-    monkeypatch.setattr(asr, "CHUNK_S", 6.0)
-    monkeypatch.setattr(asr, "CUT_SEARCH_S", 2.0)
+    # Windows of 4-8 s: the cut is searched in 4 s, longer than one turn of the dialogue (~3.5 s), so it lands in a
+    # pause between turns, as production's 20 s search does in real speech. (With a 2 s search the cut fell
+    # inside sentences, and tiny.en, restarting mid-sentence, repeated words: match 0.87-0.89, a flaky bound.)
+    monkeypatch.setattr(asr, "CHUNK_S", 8.0)
+    monkeypatch.setattr(asr, "CUT_SEARCH_S", 4.0)
     windows = []
     real_window = asr._transcribe_window
     monkeypatch.setattr(asr, "_transcribe_window", lambda *a: windows.append(a[3]) or real_window(*a))
