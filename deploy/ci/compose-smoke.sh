@@ -3,7 +3,7 @@
 #
 #   deploy/ci/compose-smoke.sh          (root, on the Debian machine kind of CI; minutes: see the timings it prints)
 #
-#   1. tools       Debian podman + buildah + runc + mmdebstrap (+ iptables for netavark), if missing; podman-compose
+#   1. tools       Debian podman + buildah + runc + mmdebstrap + netavark with aardvark-dns (service names) + iptables, if missing; podman-compose
 #                  1.6.0 (PyPI) in var/ci/tools. podman runs with deploy/ci/containers.conf (runc, ulimits).
 #   2. stand-ins   deploy/ci/local-images.sh: python:3.11-slim-bookworm, redis, traefik, elasticsearch, built
 #                  locally and tagged with the official names (no registry is reachable).
@@ -16,11 +16,11 @@
 #                  healthchecks and ignores depends_on conditions: services start in order and the smoke polls.
 #   6. down        podman-compose down -v, and a check that no container, volume or network of the project is
 #                  left (always, also after a failure; the logs of every container are printed on failure).
-# Measured here (2 shared cores, 05:00 UTC, 7 people's work running): stand-ins ~4 min from nothing (mmdebstrap
-# 110 s), images 1116 s (transcriber 715 s of it, 7.3 GiB; the others 0.5-1.2 GiB on a 358 MiB stand-in base),
-# up 7-12 s, ready through Traefik 23-103 s, smoke 30 s. Not a suite of scripts/test: with a fresh machine's
-# image builds it would add ~30 min to .ci/run. Build from a clean checkout (CI's fresh clone): images built from
-# a tree others are editing can mix two versions of libs/common and a service.
+# The last suite of scripts/test (so of CI). Measured on a fresh machine of CI's kind (2 cores, two other jobs
+# running): tools 27 s, stand-ins 139 s, images 840 s (transcriber ~480 s of it, 7.8 GB; the others 0.5-1.2 GB on a
+# 375 MB base), up 15 s, ready through Traefik 136 s, smoke ~100 s: ~20 min; ~5 min when the images are built.
+# Build from a clean checkout (CI's fresh clone): images built from a tree others are editing can mix two versions
+# of libs/common and a service.
 # Environment: KEEP_UP=1 leaves the stack running (for a look by hand); SKIP_BUILD=1 uses the images present.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -40,7 +40,7 @@ phase() {
 
 tools() {
   local missing=()
-  for pkg in podman buildah runc mmdebstrap iptables uidmap; do
+  for pkg in podman buildah runc mmdebstrap iptables uidmap netavark aardvark-dns; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then
