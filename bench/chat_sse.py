@@ -9,6 +9,11 @@ every path generates the same tokens; the direct and Generate paths are timed fr
 Each gateway run uses a fresh standalone chat, so the prompt is identical every time: the chat's system
 prompt (system_standalone_prompt) + the question; the direct paths send exactly those two messages.
 tokens/s = completion tokens / (last token − request start); TTFT = first token − request start.
+Beside the wall-clock figures, the CPU each relay process spent per completion token during the gateway runs
+(chat, gateway; llm-manager = this process less its main thread, which runs the clients; a reply's set-up, e.g.
+chat's token counting and stores, included) is reported: it is what the relay takes from llama.cpp on a shared
+CPU, and it moves far less than tokens/s when the machine is busy.
+The report is printed before the servers are stopped, so a slow stop cannot lose the figures.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from cpu import cpu_s, thread_cpu_s
 from grpc_process import grpc_service_process
 from results import result
 from servers import free_port, wait_for_port
@@ -40,7 +46,6 @@ from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT
 from therascript_llm_manager.testing import start_llm_manager_with_parts
 
 QUESTION = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
-
 
 
 def via_gateway(api: httpx.Client) -> Run:
@@ -79,9 +84,21 @@ def llama_on(client: httpx.Client, messages: list[dict], max_tokens: int) -> Run
                               "repeat_penalty": 1.1})
 
 
+def with_cpu(measure: Callable[[], Run], clocks: dict[str, Callable[[], float]], spent: dict[str, float]
+             ) -> Callable[[], Run]:
+    """`measure`, adding the CPU seconds each of `clocks` advanced during it to `spent[name]`."""
+    def measured() -> Run:
+        before = {name: clock() for name, clock in clocks.items()}
+        run = measure()
+        for name, clock in clocks.items():
+            spent[name] = spent.get(name, 0.0) + clock() - before[name]
+        return run
+    return measured
+
+
 @contextlib.contextmanager
-def gateway_process(chat_target: str, llm_target: str) -> Iterator[str]:
-    """The real gateway (`therascript-gateway`) as its own process on a free port; yields its base URL."""
+def gateway_process(chat_target: str, llm_target: str) -> Iterator[tuple[str, int]]:
+    """The real gateway (`therascript-gateway`) as its own process on a free port; yields (base URL, pid)."""
     port = free_port()
     env = {**os.environ, "THERASCRIPT_PORT": str(port), "THERASCRIPT_CHAT_TARGET": chat_target,
            "THERASCRIPT_LLM_TARGET": llm_target}
@@ -90,7 +107,7 @@ def gateway_process(chat_target: str, llm_target: str) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port)
-        yield base_url
+        yield base_url, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
@@ -109,31 +126,39 @@ def main() -> None:
                       timeout=300)
         # chat and the gateway run as their own processes (as deployed), not in this one: sharing this
         # process's GIL with the client and llm-manager would charge them for work they do not do.
-        chat_env = {"CHAT_LLM_TARGET": llm_target, "CHAT_MAX_REPLY_TOKENS": str(args.max_tokens)}
+        # The message index goes nowhere (as in therascript_chat.testing): the default URL is a developer's
+        # local Elasticsearch, which the bench must not write into (nor wait for on a busy machine at stop).
+        chat_env = {"CHAT_LLM_TARGET": llm_target, "CHAT_MAX_REPLY_TOKENS": str(args.max_tokens),
+                    "CHAT_ELASTICSEARCH_URL": "http://127.0.0.1:1"}
         chat = stack.enter_context(grpc_service_process("therascript-chat", "CHAT_", Path(tmp) / "chat", chat_env))
-        base_url = stack.enter_context(gateway_process(chat[0], llm_target))
+        base_url, gateway_pid = stack.enter_context(gateway_process(chat[0], llm_target))
         api = httpx.Client(base_url=base_url, timeout=300)
         templates = {t["title"]: t["text"] for t in api.get("/api/templates").json()}
         messages = [{"role": "system", "content": templates[STANDALONE_SYSTEM_PROMPT]},
                     {"role": "user", "content": QUESTION}]
         llama = llama_client(manager.models.loaded_runtime().base_url)
+        me = os.getpid()
+        clocks = {"llm-manager": lambda: cpu_s(me) - thread_cpu_s(me, me), "chat": lambda: cpu_s(chat[1].pid),
+                  "gateway": lambda: cpu_s(gateway_pid)}
+        relay_cpu: dict[str, float] = {}
         paths = {"llama.cpp HTTP stream": lambda: llama_on(llama, messages, args.max_tokens),
                  "llm-manager Generate": lambda: generate_on(stub, messages, args.max_tokens),
-                 "gateway SSE (2 more hops)": lambda: via_gateway(api)}
+                 "gateway SSE (2 more hops)": with_cpu(lambda: via_gateway(api), clocks, relay_cpu)}
         runs: dict[str, list[Run]] = {name: [] for name in paths}
         for measure in paths.values():
             measure()  # warm-up every path once
+        relay_cpu.clear()
         for run in range(args.runs):  # interleaved, order rotating, so load drift hits every path alike
             names = list(paths)[run % 3:] + list(paths)[:run % 3]
             for name in names:
                 runs[name].append(paths[name]())
+        report(runs, relay_cpu, args)
         api.close(), llama.close()
         stack.close()
         stop_llm()
-    report(runs, args)
 
 
-def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
+def report(runs: dict[str, list[Run]], relay_cpu: dict[str, float], args: argparse.Namespace) -> None:
     medians = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for name, rs in runs.items()}
     tokens = {name: sorted({r[2] for r in rs}) for name, rs in runs.items()}
     print(f"model: SmolLM2-135M-Instruct Q4_1 (packaged), temperature 0, runs: {args.runs}, "
@@ -145,6 +170,10 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
     print(f"  of which llm-manager hop  : TTFT +{(gen_ttft - base_ttft) * 1000:.1f} ms")
     print(f"  of which chat + gateway   : TTFT +{(gw_ttft - gen_ttft) * 1000:.1f} ms   "
           f"(tokens/s {gw_tps / gen_tps:.3f}x of Generate)")
+    gateway_tokens = sum(r[2] for r in runs["gateway SSE (2 more hops)"])
+    per_token_us = {name: 1e6 * seconds / gateway_tokens for name, seconds in relay_cpu.items()}
+    print("CPU per completion token on the gateway path: " + ", ".join(
+        f"{name} {us:.0f} µs" for name, us in per_token_us.items()) + f" (sum of {args.runs} runs, 10 ms ticks)")
     note = f"{args.runs} interleaved runs, max_tokens {args.max_tokens}, medians"
     result("gateway SSE tokens/s", gw_tps, "tokens/s", baseline=base_tps, baseline_name="llama.cpp HTTP stream",
            goal=">= 0.95x", note=note)
@@ -152,6 +181,9 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
            baseline_name="llama.cpp HTTP stream", note=note)
     result("gateway SSE tokens/s vs Generate", gw_tps, "tokens/s", baseline=gen_tps,
            baseline_name="llm-manager Generate", note=note)
+    for name, us in per_token_us.items():
+        result(f"{name} CPU per token, gateway path", us, "µs",
+               note=f"{args.runs} runs, {gateway_tokens} completion tokens; /proc CPU ticks")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import httpx
+from cpu import cpu_s
 from results import result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,12 +115,6 @@ def seed(database_url: str) -> int:
                                      speaker=f"SPEAKER_{i % 2:02d}") for i in range(PARAGRAPHS))
     db.dispose()
     return heavy
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(base_url: str, path: str, headers: dict[str, str], concurrency: int, requests: int,
