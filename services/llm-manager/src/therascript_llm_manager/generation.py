@@ -78,6 +78,30 @@ class Usage:
 Event = Text | Loading | Usage
 
 
+def coalesce(events: list[Event]) -> list[Event]:
+    """`events` that arrived together, as few as can carry them, order kept: each run of Text of one kind
+    (answer or thinking) joined into one Text, each run of Loading keep-alives into one; Usage left alone.
+    E.g. [Text("Once"), Text(" upon"), Text(" a"), Usage] → [Text("Once upon a"), Usage]."""
+    out: list[Event] = []
+    texts: list[str] = []  # the run of Text that ends `out` (joined when the run ends)
+    for event in events:
+        last = out[-1] if out else None
+        if isinstance(event, Text) and isinstance(last, Text) and event.thinking == last.thinking:
+            texts.append(event.text)
+        elif not (isinstance(event, Loading) and isinstance(last, Loading)):
+            _close_run(out, texts)
+            texts = [event.text] if isinstance(event, Text) else []
+            out.append(event)
+    _close_run(out, texts)
+    return out
+
+
+def _close_run(out: list[Event], texts: list[str]) -> None:
+    last = out[-1] if out else None
+    if len(texts) > 1 and isinstance(last, Text):
+        out[-1] = Text("".join(texts), last.thinking)
+
+
 @dataclass
 class Cancellation:
     """Set by the transport when the caller goes away; closes whatever stream is registered."""

@@ -11,9 +11,10 @@ from therascript_common.errors import InvalidArgument
 
 from . import vram
 from .db import ModelSettings
-from .generation import Cancellation, GenerationRequest, Generator, Loading, Message, Text, Usage
+from .generation import Cancellation, GenerationRequest, Generator, Loading, Message, Text, Usage, coalesce
 from .models import ActiveModel, LoadState
 from .pulls import PullJob, PullManager
+from .read_ahead import read_ahead
 from .store import ModelStore, StoredModel
 
 _LOAD_STATES = {
@@ -151,8 +152,10 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
 
     # ---- generation -----------------------------------------------------------------------
     def Generate(self, request, context) -> Iterator[llm_pb2.GenerateChunk]:
-        """Streams content/thinking chunks, `loading` keep-alives, then one `usage`.
-        Cancelling the call closes the runtime stream, which stops the generation."""
+        """Streams content/thinking chunks, `loading` keep-alives, then one `usage`. The runtime's stream is read
+        ahead while a message is being sent, and what arrived meanwhile leaves as one chunk (read_ahead.py): a
+        chunk holds one token when the caller keeps up, several when it did not. Cancelling the call closes
+        the runtime stream, which stops the generation."""
         cancellation = Cancellation()
         context.add_callback(cancellation.cancel)
         domain = GenerationRequest(
@@ -161,8 +164,10 @@ class LlmManagerServicer(llm_pb2_grpc.LlmManagerServiceServicer):
             top_p=_opt(request, "top_p"), repeat_penalty=_opt(request, "repeat_penalty"),
             seed=_opt(request, "seed"), purpose=request.purpose,
         )
-        for event in self._generator.generate(domain, cancellation):
-            yield _chunk(event)
+        events = self._generator.generate(domain, cancellation)
+        for batch in read_ahead(events, cancellation.cancel, "generate-read-ahead"):
+            for event in coalesce(batch):
+                yield _chunk(event)
 
     def CountTokens(self, request, context):
         """Token counts per text: the loaded model's tokenizer, else chars/4 (method says which)."""
