@@ -4,7 +4,6 @@ parsed the way the original UI parses it (ui-contract §3.1): split on newlines,
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -17,6 +16,7 @@ import uvicorn
 from therascript_chat.testing import ChatStack, start_chat_stack
 from therascript_gateway.app import create_app
 from therascript_gateway.settings import GatewaySettings
+from therascript_gateway.testing import read_sse_as_the_ui_does
 
 PARAGRAPHS = [
     ("SPEAKER_00", "Welcome back. What would you like to focus on today?"),
@@ -52,24 +52,6 @@ def api(stack: ChatStack) -> Iterator[httpx.Client]:
         yield client
     server.should_exit = True
     thread.join(timeout=10)
-
-
-def read_sse_as_the_ui_does(response: httpx.Response, stop_after_chunks: int | None = None
-                            ) -> list[tuple[float, dict]]:
-    """(arrival time, event) for each `data:` line: decode, split on \\n with carry-over, JSON.parse."""
-    events, carry, chunks = [], "", 0
-    for text in response.iter_text():
-        carry += text
-        *lines, carry = carry.split("\n")
-        for line in lines:
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:].strip())
-            events.append((time.monotonic(), event))
-            chunks += "chunk" in event
-            if stop_after_chunks is not None and chunks >= stop_after_chunks:
-                return events
-    return events
 
 
 def assert_error(response: httpx.Response, status: int, kind: str | None = None) -> dict:
@@ -239,10 +221,12 @@ def test_unknown_ids_are_404_with_the_error_body(api) -> None:
 
 
 def test_keep_alive_events_become_sse_comments_the_ui_ignores() -> None:
-    from therascript.chat.v1 import chat_pb2
-    from therascript_gateway.chat_stream import _sse, event_payload
+    from sse_starlette import ServerSentEvent
 
-    comment = _sse(event_payload(chat_pb2.ChatEvent(keep_alive=True))).encode().decode()
-    assert comment == ": keep-alive\n\n"
-    data = _sse(event_payload(chat_pb2.ChatEvent(chunk="two\nlines"))).encode().decode()
-    assert data == 'data: {"chunk":"two\\nlines"}\n\n'  # one JSON object on one data: line
+    from therascript.chat.v1 import chat_pb2
+    from therascript_gateway.chat_stream import event_sse
+
+    assert event_sse(chat_pb2.ChatEvent(keep_alive=True)) == b": keep-alive\n\n"
+    assert ServerSentEvent(comment="keep-alive", sep="\n").encode() == b": keep-alive\n\n"  # the 15 s ping
+    data = event_sse(chat_pb2.ChatEvent(chunk="two\nlines"))
+    assert data == b'data: {"chunk":"two\\nlines"}\n\n'  # one JSON object on one data: line

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -81,16 +81,25 @@ class ReplySlots:
 
 @dataclass
 class _Reply:
-    """What arrived from Generate so far."""
+    """What arrived from Generate so far. The pieces are kept in lists and joined when the reply is stored
+    (appending to a str copied the whole reply for every token)."""
 
-    text: str = ""
-    thinking: str = ""
+    text_parts: list[str] = field(default_factory=list)
+    thinking_parts: list[str] = field(default_factory=list)
     notice: str = ""                   # the context notice streamed and stored before the model's text
     responding: bool = False           # REPLY_PHASE_RESPONDING sent
     usage: llm_pb2.Usage | None = None  # once the stream finished normally
     cancelled: bool = False
     failed: bool = False
     started: float = 0.0               # time.monotonic() when Generate was called
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self.thinking_parts)
 
 
 @dataclass(frozen=True)
@@ -128,17 +137,20 @@ def _max_tokens(deps: ChatDeps, prepared: _Prepared) -> int:
 
 
 def _relay(call, reply: _Reply) -> Iterator[chat_pb2.ChatEvent]:
-    """Generate chunks → chat events, accumulating the reply. Raises grpc.RpcError from the stream."""
+    """Generate chunks → chat events, one event per chunk, as each arrives, accumulating the reply. A chunk holds
+    every token that reached llm-manager together (it coalesces at the source, where a burst first shows), so a
+    burst stays one message to the end; a second read-ahead here would cost a thread hand-off per token and, in
+    the A/B runs of issue 13, coalesced nothing more. Raises grpc.RpcError from the stream."""
     for piece in call:
         kind = piece.WhichOneof("chunk")
         if kind == "content" and piece.content:
             if not reply.responding:
                 reply.responding = True
                 yield chat_pb2.ChatEvent(status=chat_pb2.REPLY_PHASE_RESPONDING)
-            reply.text += piece.content
+            reply.text_parts.append(piece.content)
             yield chat_pb2.ChatEvent(chunk=piece.content)
         elif kind == "thinking" and piece.thinking:
-            reply.thinking += piece.thinking
+            reply.thinking_parts.append(piece.thinking)
             yield chat_pb2.ChatEvent(thinking_chunk=piece.thinking)
         elif kind == "usage":
             reply.usage = piece.usage

@@ -2,9 +2,15 @@
 
 The chat service's SendMessage stream is relayed event by event: one JSON object per `data:` line, one
 key family per event (the UI dispatches on the first matching key), `: keep-alive` comments while the model
-loads and every 15 s of silence. The first gRPC event (`user_message_id`) is read before the response
-starts, so errors before the stream (bad chat, text, llm-manager down) are ordinary JSON error responses
-and the id can go into the `X-User-Message-Id` header. A client disconnect cancels the gRPC call, which
+loads and every 15 s of silence. A `chunk` event's text is whatever one chat event carried: one token, or
+several that arrived together upstream (llm-manager and chat coalesce while they send, read_ahead.py); the UI
+appends each chunk's text, so the reply reads the same. Events are encoded to bytes here, once (a chunk event
+by string concatenation around the JSON-escaped text), not through sse-starlette's ServerSentEvent, whose
+per-line splitting is spent on JSON that never holds a line break.
+
+The first gRPC event (`user_message_id`) is read before the response starts, so errors before the stream (bad
+chat, text, llm-manager down) are ordinary JSON error responses and the id can go into the `X-User-Message-Id`
+header. A client disconnect cancels the gRPC call, which
 cancels generation upstream; the chat service stores the partial reply.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from json.encoder import encode_basestring  # json.dumps' own encoder of a str (C), ensure_ascii=False
 
 import grpc
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -82,18 +89,33 @@ def event_payload(event: chat_pb2.ChatEvent) -> dict | None:
     return None
 
 
-def _sse(payload: dict | None) -> ServerSentEvent:
-    """`data: <one-line JSON>\n\n`, or the comment `: keep-alive\n\n` for None (plain \n line ends)."""
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+def _sse(payload: dict | None) -> bytes:
+    """`data: <one-line JSON>\n\n`, or the comment `: keep-alive\n\n` for None (plain \n line ends). The JSON
+    is compact UTF-8 (json.dumps escapes every control character, so it is always one line)."""
     if payload is None:
-        return ServerSentEvent(comment="keep-alive", sep="\n")
-    return ServerSentEvent(data=json.dumps(payload, separators=(",", ":"), ensure_ascii=False), sep="\n")
+        return KEEP_ALIVE
+    return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
-async def _relay(call) -> AsyncIterator[ServerSentEvent]:
+def event_sse(event: chat_pb2.ChatEvent) -> bytes:
+    """One chat event as its SSE bytes. `chunk` and `thinkingChunk`, nearly every event of a reply, are written
+    around the escaped text directly (the same bytes `_sse` gives, without building and walking a dict)."""
+    kind = event.WhichOneof("event")
+    if kind == "chunk":
+        return b'data: {"chunk":' + encode_basestring(event.chunk).encode() + b"}\n\n"
+    if kind == "thinking_chunk":
+        return b'data: {"thinkingChunk":' + encode_basestring(event.thinking_chunk).encode() + b"}\n\n"
+    return _sse(event_payload(event))
+
+
+async def _relay(call) -> AsyncIterator[bytes]:
     """Relays the rest of the gRPC stream; cancels it when the client goes away (or on any exit)."""
     try:
         while (event := await call.read()) is not grpc.aio.EOF:
-            yield _sse(event_payload(event))
+            yield event_sse(event)
     except grpc.RpcError as error:
         log.warning("chat stream failed: %s %s", error.code().name, error.details())
         yield _sse({"error": STREAM_FAILED})
@@ -107,5 +129,5 @@ async def open_reply_stream(call) -> EventSourceResponse:
     user_message_id = first.user_message_id if first is not grpc.aio.EOF and first.HasField("user_message_id") else -1
     headers = {"Cache-Control": "no-cache", "X-User-Message-Id": str(user_message_id)}
     return EventSourceResponse(_relay(call), headers=headers, sep="\n", ping=KEEP_ALIVE_S,
-                               ping_message_factory=lambda: _sse(None),
+                               ping_message_factory=lambda: ServerSentEvent(comment="keep-alive", sep="\n"),
                                media_type="text/event-stream; charset=utf-8")

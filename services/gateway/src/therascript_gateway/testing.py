@@ -1,20 +1,26 @@
 """The real gateway served by uvicorn on a free loopback port, in a thread of the calling process, for tests
 that need what the in-process TestClient cannot give: a body that arrives slowly or never ends, a client
-that stalls, a raw socket (TestClient reads a request's whole body before the app sees it)."""
+that stalls, a raw socket (TestClient reads a request's whole body before the app sees it). And the chat
+reply's SSE read the way the original UI reads it (`read_sse_as_the_ui_does`)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from .app import create_app
 from .http_protocol import BoundedHeadHttpToolsProtocol
 from .settings import GatewaySettings
+
+if TYPE_CHECKING:  # the tests' HTTP client, not a dependency of the gateway
+    import httpx
 
 
 @contextmanager
@@ -67,3 +73,22 @@ def read_response(sock: socket.socket, timeout_s: float, body: bool = True) -> t
             break
         rest += chunk
     return int(data.split(b" ", 2)[1]), head + b"\r\n\r\n" + rest
+
+
+def read_sse_as_the_ui_does(response: httpx.Response, stop_after_chunks: int | None = None
+                            ) -> list[tuple[float, dict]]:
+    """(time.monotonic() of arrival, event) for each `data:` line of a chat reply, parsed as the original UI does
+    (ui-contract §3.1): decode, split on \\n with carry-over, JSON.parse; stops after `stop_after_chunks` chunks."""
+    events, carry, chunks = [], "", 0
+    for text in response.iter_text():
+        carry += text
+        *lines, carry = carry.split("\n")
+        for line in lines:
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:].strip())
+            events.append((time.monotonic(), event))
+            chunks += "chunk" in event
+            if stop_after_chunks is not None and chunks >= stop_after_chunks:
+                return events
+    return events
