@@ -4,6 +4,7 @@ deadline, and domain errors map to their status codes (with details) once, for u
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 
@@ -111,3 +112,31 @@ def test_every_call_has_a_default_deadline(served):
         stub.GetSession(sessions_pb2.SessionRef(session_id=999))  # the server holds it for 5 s
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - started < 2
+
+
+def test_a_channel_reconnects_within_the_backoff_cap_after_a_long_outage():
+    """After 10 s with nothing listening, gRPC's default backoff (1 s × 1.6ⁿ, ±20 %) would next try ~15.8 s in,
+    ~5.8 s after the server below is back; with MAX_RECONNECT_BACKOFF_MS (2 s) the channel is ready within ~2.4 s."""
+    from therascript_common.grpc_client import MAX_RECONNECT_BACKOFF_MS
+
+    with socket.socket() as probe:  # a free port nothing listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stub = sessions_pb2_grpc.SessionsServiceStub(sync_channel(f"127.0.0.1:{port}"))
+    outage_end = time.monotonic() + 10
+    while time.monotonic() < outage_end:  # calls fail fast (UNAVAILABLE) while the channel backs off
+        with pytest.raises(grpc.RpcError):
+            stub.DeleteSession(sessions_pb2.SessionRef(session_id=1), timeout=1)
+        time.sleep(0.5)
+
+    server, _, bound = build_server(
+        [registration(sessions_pb2, sessions_pb2_grpc, "SessionsService", _Servicer())], f"127.0.0.1:{port}")
+    assert bound == port
+    server.start()
+    try:
+        back = time.monotonic()
+        stub.DeleteSession(sessions_pb2.SessionRef(session_id=1), timeout=30, wait_for_ready=True)
+        reconnect_s = time.monotonic() - back
+    finally:
+        server.stop(0)
+    assert reconnect_s < MAX_RECONNECT_BACKOFF_MS / 1000 * 1.2 + 1.0, f"reconnected after {reconnect_s:.1f} s"
