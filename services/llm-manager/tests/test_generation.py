@@ -97,6 +97,24 @@ def test_cancelling_generate_stops_the_runtime_and_frees_it(llm: Running) -> Non
     assert time.perf_counter() - started < 10.0  # served at once, not after up to 1500 queued tokens
 
 
+def test_a_long_prompt_cancelled_while_evaluated_does_not_hold_up_the_next_reply(llm: Running) -> None:
+    """A ~4 000-token prompt cancelled 0.3 s in: the next short reply starts within 15 s. llama.cpp checks for
+    cancellation between prompt batches; with its default 2048-token batch this took 22 s on 2 cores, with
+    runtime_child.PROMPT_BATCH_TOKENS (512) 5.4 s (medians of 3)."""
+    long_text = "The client talked about their week at work and how they slept. " * 330
+    call = llm.stub.Generate(llm_pb2.GenerateRequest(messages=[user(long_text)], max_tokens=5, seed=2), timeout=300)
+    threading.Timer(0.3, call.cancel).start()
+    with pytest.raises(grpc.RpcError) as error:
+        list(call)
+    assert error.value.code() == grpc.StatusCode.CANCELLED
+
+    started = time.perf_counter()
+    for chunk in llm.stub.Generate(llm_pb2.GenerateRequest(messages=[user("Hi")], max_tokens=2), timeout=120):
+        if chunk.HasField("content"):
+            break
+    assert time.perf_counter() - started < 15.0
+
+
 def test_concurrent_generations_are_queued_not_refused(llm: Running) -> None:
     results: list[int] = []
 
