@@ -179,8 +179,20 @@ async def receive_upload(request: Request, stub: sessions_pb2_grpc.SessionsServi
         except (SizeError, ParseFailedException, UnicodeDecodeError) as error:
             raise ApiError(400, f"Malformed upload: {error}") from None
         except (grpc.aio.UsageError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            pass  # the call already ended; awaiting it below raises its real status
-        return await call
+            write_failed = True  # the call already ended; awaiting it below raises its real status
+        else:
+            write_failed = False
+        try:
+            return await call
+        except grpc.aio.AioRpcError as error:
+            if write_failed and error.code() == grpc.StatusCode.INTERNAL:
+                # grpcio's asyncio client replaces the status with INTERNAL "Internal error from Core" when a
+                # write fails as the stream ends (grpc/grpc#36066, fix pending in #43486): the service went away
+                # (killed mid-upload: UNAVAILABLE) or ended the stream as this chunk left. Either way the real
+                # status is lost; the upload did not happen and may be retried.
+                raise ApiError(503, "The sessions service ended the upload stream; try again.",
+                               kind="ServiceUnavailableError") from None
+            raise
     finally:
         if not call.done():
             call.cancel()
