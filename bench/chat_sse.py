@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import statistics
@@ -43,6 +42,7 @@ from streams import Run, llama_client, timed, via_generate, via_llama
 
 from therascript.llm.v1 import llm_pb2, llm_pb2_grpc
 from therascript_chat.templates import STANDALONE_SYSTEM_PROMPT
+from therascript_gateway.testing import read_sse_as_the_ui_does
 from therascript_llm_manager.testing import start_llm_manager_with_parts
 
 QUESTION = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
@@ -51,23 +51,12 @@ QUESTION = "Write a detailed story about a lighthouse keeper who finds a message
 def via_gateway(api: httpx.Client) -> Run:
     """POST /api/chats/{id}/messages on a new chat; the SSE parsed as the UI does (data: lines, JSON)."""
     chat_id = api.post("/api/chats").json()["id"]
-    start = time.perf_counter()
-    first = last = None
-    tokens, carry = 0, ""
+    start = time.monotonic()  # the clock read_sse_as_the_ui_does stamps arrivals with
     with api.stream("POST", f"/api/chats/{chat_id}/messages", json={"text": QUESTION}) as response:
-        for text in response.iter_text():
-            carry += text
-            *lines, carry = carry.split("\n")
-            for line in lines:
-                if not line.startswith("data:"):
-                    continue
-                event = json.loads(line[5:].strip())
-                if "chunk" in event:
-                    last = time.perf_counter()
-                    first = first or last
-                elif "done" in event:
-                    tokens = event["completionTokens"]
-    return timed(start, first, last, tokens)
+        events = read_sse_as_the_ui_does(response)
+    chunks = [at for at, event in events if "chunk" in event]
+    tokens = next((event["completionTokens"] for _, event in events if "done" in event), 0)
+    return timed(start, chunks[0] if chunks else None, chunks[-1] if chunks else None, tokens)
 
 
 def generate_on(stub: llm_pb2_grpc.LlmManagerServiceStub, messages: list[dict], max_tokens: int) -> Run:

@@ -13,6 +13,7 @@ It runs next to a developer's running system (which uses the default ports and v
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
 from collections.abc import Iterator
@@ -72,21 +73,28 @@ class E2ESystem:
         return (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ESystem]:
+@contextlib.contextmanager
+def started_system(folder: Path, env: dict[str, str], **start_options: object) -> Iterator[E2ESystem]:
+    """A whole system (`therascript_local.start_system`) on free ports in `folder`, authentication on with a fresh
+    token, `env` on top; stopped on exit. A system that does not start fails the test with its processes' logs."""
     token = secrets.token_urlsafe(24)
     ports = {name: free_port() for name in therascript_local.DEFAULT_PORTS}
+    start_options.setdefault("timeout_s", START_TIMEOUT_S)
     try:
         running = therascript_local.start_system(
-            ROOT, tmp_path_factory.mktemp("system"), ports=ports,
-            env_overrides={"THERASCRIPT_API_TOKEN": token, **E2E_ENV}, timeout_s=START_TIMEOUT_S, supervise=True,
-        )
+            ROOT, folder, ports=ports, env_overrides={"THERASCRIPT_API_TOKEN": token, **env}, **start_options)
     except therascript_local.StartError as error:
         pytest.fail(f"the system did not start:\n{error}", pytrace=False)
     try:
         yield E2ESystem(running, token)
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ESystem]:
+    with started_system(tmp_path_factory.mktemp("system"), E2E_ENV, supervise=True) as running:
+        yield running
 
 
 @pytest.fixture

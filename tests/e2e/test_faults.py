@@ -36,27 +36,19 @@ from __future__ import annotations
 import io
 import json
 import secrets
-import sys
 import tarfile
 import threading
 import time
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 from dialogue import TWO_SPEAKER_SCRIPT, make_dialogue
 from test_load import FORM, percentile, wait_for_model
 
-from conftest import E2E_ENV, START_TIMEOUT_S, E2ESystem
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import therascript_local  # noqa: E402
-from servers import free_port  # noqa: E402  (tests/support, on sys.path via the root conftest.py)
+from conftest import E2E_ENV, E2ESystem, started_system
 
 CHATS = 3
 QUESTION = "Name one colour."
@@ -309,18 +301,8 @@ SUMMARY: list[FaultFigures] = []
 
 @pytest.fixture(scope="module")
 def fault_system(tmp_path_factory: pytest.TempPathFactory):
-    token = secrets.token_urlsafe(24)
-    ports = {name: free_port() for name in therascript_local.DEFAULT_PORTS}
-    try:
-        running = therascript_local.start_system(
-            ROOT, tmp_path_factory.mktemp("fault-system"), ports=ports, timeout_s=START_TIMEOUT_S,
-            env_overrides={"THERASCRIPT_API_TOKEN": token, **ENV}, supervise=True)
-    except therascript_local.StartError as error:
-        pytest.fail(f"the system did not start:\n{error}", pytrace=False)
-    try:
-        yield E2ESystem(running, token)
-    finally:
-        running.stop()
+    with started_system(tmp_path_factory.mktemp("fault-system"), ENV, supervise=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ and one llama.cpp slot serves all 20 chats in turn.
 
 from __future__ import annotations
 
-import secrets
 import statistics
 import sys
 import threading
@@ -31,11 +30,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import E2ESystem, started_system
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import therascript_local  # noqa: E402
-from servers import free_port  # noqa: E402  (tests/support, on sys.path via the root conftest.py)
 
 DURATION_S = 60.0
 CHATS = 20
@@ -85,31 +85,12 @@ def rss_of(system: therascript_local.System) -> dict[str, float]:
     return {name: rss_mb(running.popen.pid) for name, running in system.running.items()}
 
 
-@dataclass
-class LoadSystem:
-    system: therascript_local.System
-    token: str
-
-    @property
-    def base_url(self) -> str:
-        return self.system.base_url
-
-
 @pytest.fixture(scope="module")
 def load_system(tmp_path_factory: pytest.TempPathFactory):
-    token = secrets.token_urlsafe(24)
-    ports = {name: free_port() for name in therascript_local.DEFAULT_PORTS}
     specs = tuple(spec for spec in therascript_local.PROCESSES if spec.name in SERVICES)
-    try:
-        running = therascript_local.start_system(
-            ROOT, tmp_path_factory.mktemp("load-system"), ports=ports, specs=specs, timeout_s=240,
-            env_overrides={"THERASCRIPT_API_TOKEN": token, "CHAT_MAX_REPLY_TOKENS": str(REPLY_TOKENS)})
-    except therascript_local.StartError as error:
-        pytest.fail(f"the system did not start:\n{error}", pytrace=False)
-    try:
-        yield LoadSystem(running, token)
-    finally:
-        running.stop()
+    with started_system(tmp_path_factory.mktemp("load-system"), {"CHAT_MAX_REPLY_TOKENS": str(REPLY_TOKENS)},
+                        specs=specs, timeout_s=240) as running:
+        yield running
 
 
 def short_wav(path: Path, seconds: float = 3.0) -> bytes:
@@ -239,7 +220,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @pytest.mark.timeout(1200)
-def test_chats_uploads_and_polling_under_load(load_system: LoadSystem, tmp_path: Path) -> None:
+def test_chats_uploads_and_polling_under_load(load_system: E2ESystem, tmp_path: Path) -> None:
     system = load_system
     headers = {"Authorization": f"Bearer {system.token}"}
     client = httpx.Client(base_url=system.base_url, headers=headers, timeout=30)
