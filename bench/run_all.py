@@ -51,7 +51,8 @@ class Runner:
 RUNNERS: dict[str, Runner] = {
     "transcription_baseline": Runner(".venv-transcriber/bin/python",
                                      env={"PYTHONPATH": "services/sessions/src", "HF_HUB_OFFLINE": "1"}),
-    "quality": Runner(".venv-transcriber/bin/python"),
+    # issue 11's memory sweep: peak RSS of the whole pipeline on 1, 10, 30 and 60 minutes of audio (~10 min)
+    "quality": Runner(".venv-transcriber/bin/python", args=("--memory", "1,10,30,60")),
 }
 
 

@@ -1,6 +1,6 @@
 """Transcription wall time through the whole system against the bare libraries, same file, same run.
 
-(a) bare: bench/transcription_baseline.bare_pipeline_seconds — faster-whisper + one resemblyzer
+(a) bare: bench/transcription_baseline.bare_pipeline_seconds — faster-whisper + one speaker
     embedding per segment + clustering, models warm (run in the transcriber's virtualenv);
 (b) system: POST /api/sessions/upload through the gateway → RQ → transcriber (models warm) → paragraphs
     in the database → GET /api/sessions/:id says `completed` (polled every 50 ms).

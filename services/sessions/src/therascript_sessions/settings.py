@@ -41,6 +41,7 @@ class SessionsSettings(ServiceSettings):
     whisper_compute_type: str = "default"
     whisper_cpu_threads: int = 0
     diarization_pipeline: str = ""        # a local pyannote.audio pipeline (folder or config.yaml); "" = built-in
+    speaker_embedding: str = "campplus"   # the built-in method's embedding model: "campplus" or "resemblyzer"
 
     @property
     def uploads_dir(self) -> Path:

@@ -115,9 +115,10 @@ def main() -> None:
     db.wait_until_migrated()  # the sessions service owns the schema; two migrators would race
     redis = worker_redis(settings.redis_url)
     asr_config = asr_config_from(settings)
-    if settings.diarization_pipeline:
-        from .transcription import diarization
+    from .transcription import diarization
 
+    diarization.use_embedding(settings.speaker_embedding)  # an unknown name stops the worker with its name
+    if settings.diarization_pipeline:
         diarization.use_pipeline(settings.diarization_pipeline)  # a bad path stops the worker with its name
     configure(WorkerContext(db, settings.uploads_dir, asr_config, settings.heartbeat_interval_s))
     reporter = ReadinessReporter(redis, asr_config, settings.readiness_ttl_s)

@@ -4,9 +4,10 @@ Method (issue 2, measured and revised in issue 11 with bench/quality.py on real 
 
 1. Speech regions: Silero VAD's speech (faster-whisper ships it) united with the recognised words' spans,
    merged where the pause between them is < REGION_GAP_S — so speech Whisper left untranscribed is covered.
-2. Windows of WINDOW_S (the voice encoder's native 1.6 s partial) every HOP_S inside each region; a region
-   shorter than a window is one window of its own length. Windows never cross a pause.
-3. One 256-d resemblyzer embedding per window (VoiceEncoder, weights `pretrained.pt` shipped in the package).
+2. Windows of WINDOW_S every HOP_S (1.5 s every 0.75 s: 3D-Speaker's diarization subsegments) inside each
+   region; a region shorter than a window is one window of its own length. Windows never cross a pause.
+3. One speaker embedding per window (speaker_embedding: CAM++ 192-d by default — on the pyannote clips it
+   cut confusion 0.135 → 0.037 against resemblyzer's 256-d VoiceEncoder, which stays selectable).
 4. AgglomerativeClustering (cosine, average linkage) on the windows of at least MIN_RELIABLE_S (at most
    MAX_CLUSTERED of them) into `num_speakers` clusters — or, when it is None, into the count estimated by
    cutting the dendrogram at COUNT_THRESHOLD (clusters under MIN_CLUSTER_SHARE of the windows not counted);
@@ -20,30 +21,28 @@ Method (issue 2, measured and revised in issue 11 with bench/quality.py on real 
 8. When num_speakers is given, a cluster the word vote lost gets its words back, so that many labels come
    out whenever there is enough speech. Labels "SPEAKER_00", … are numbered in order of first appearance.
 
-torch, resemblyzer, librosa and scikit-learn are imported lazily, here only, so that importing
+torch, the embedding models and scikit-learn are imported lazily, here only, so that importing
 `therascript_sessions` never pulls torch. Nothing touches the network.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from therascript_sessions.transcription import speaker_embedding
 from therascript_sessions.transcription.asr import Word
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
 
 SAMPLE_RATE = 16000
-FRAMES_PER_S = 100  # the voice encoder's mel frames: 10 ms step
-WINDOW_S = 1.6
-HOP_S = 0.5
+FRAMES_PER_S = speaker_embedding.FRAMES_PER_S
+WINDOW_S = 1.5
+HOP_S = 0.75
 REGION_GAP_S = 0.4
 MIN_WINDOW_S = 0.2
 MIN_RELIABLE_S = 1.0
@@ -69,6 +68,7 @@ STREAM_BLOCK_S = 60.0
 KEEP_SHARE = 0.3
 MAX_REGION_S = 60.0
 MIN_CLUSTER_SHARE = 0.08
+TARGET_DBFS = -30  # resemblyzer's audio_norm_target_dBFS
 
 ProgressCallback = Callable[[float], None]
 
@@ -79,11 +79,20 @@ def speaker_label(number: int) -> str:
 
 
 _pipeline_path: str | None = None
+_embedding_name: str = speaker_embedding.DEFAULT_MODEL
+
+
+def use_embedding(name: str) -> None:
+    """Embed windows with speaker embedding model `name` ("campplus" or "resemblyzer"; SESSIONS_SPEAKER_EMBEDDING).
+    Raises ValueError for an unknown name (whether it can be loaded here is reported by is_available)."""
+    global _embedding_name
+    speaker_embedding.check(name)
+    _embedding_name = name
 
 
 def use_pipeline(path: str | Path | None) -> None:
     """Diarize with a pyannote.audio pipeline from a local path (pyannote_backend) instead of the built-in
-    resemblyzer method; None or "" goes back to the built-in one. Checked at once: raises
+    embedding method; None or "" goes back to the built-in one. Checked at once: raises
     pyannote_backend.PipelineConfigError (a ValueError) naming the path when it does not exist or holds no
     config.yaml. (pyannote.audio itself being missing is reported by is_available, as readiness.)"""
     global _pipeline_path
@@ -97,22 +106,14 @@ def use_pipeline(path: str | Path | None) -> None:
 
 
 def is_available() -> tuple[bool, str | None]:
-    """Whether the embedding model can be loaded here: torch and resemblyzer importable and resemblyzer's
-    `pretrained.pt` present — or, with `use_pipeline`, that pipeline's config and pyannote.audio. Imports
+    """Whether diarization can run here: the chosen embedding model's packages and weights present
+    (speaker_embedding.check) — or, with `use_pipeline`, that pipeline's config and pyannote.audio. Imports
     nothing and never touches the network. Returns (True, None) or (False, the reason)."""
     if _pipeline_path is not None:
         from therascript_sessions.transcription.pyannote_backend import check
 
         return check(_pipeline_path)
-    for package in ("torch", "resemblyzer", "sklearn", "librosa"):
-        if importlib.util.find_spec(package) is None:
-            return False, f"the Python package {package!r} is not installed"
-    spec = importlib.util.find_spec("resemblyzer")
-    origin = Path(spec.origin) if spec and spec.origin else None
-    weights = origin.parent / "pretrained.pt" if origin else None
-    if weights is None or not weights.is_file():
-        return False, f"the voice encoder weights are missing ({weights})"
-    return True, None
+    return speaker_embedding.check(_embedding_name)
 
 
 def assign_speakers(
@@ -298,10 +299,9 @@ def vad_spans(samples: np.ndarray, offset_s: float = 0.0) -> list[tuple[float, f
 
 def scan_audio(path: Path) -> tuple[list[tuple[float, float]], float]:
     """One streamed pass over the audio (blocks of STREAM_BLOCK_S): the VAD's speech spans, and the gain that
-    brings the whole recording to resemblyzer's target loudness (only ever raised, as its normalize_volume
-    does). Memory: one block. Raises FileNotFoundError / ValueError as audio.stream_mono."""
-    from resemblyzer.hparams import audio_norm_target_dBFS
-
+    brings the whole recording to TARGET_DBFS (only ever raised, as resemblyzer's normalize_volume does;
+    CAM++'s mean-normalised filterbanks do not depend on it). Memory: one block. Raises FileNotFoundError /
+    ValueError as audio.stream_mono."""
     from therascript_sessions.transcription.audio import stream_mono
 
     spans: list[tuple[float, float]] = []
@@ -312,7 +312,7 @@ def scan_audio(path: Path) -> tuple[list[tuple[float, float]], float]:
         count += len(block)
     if not count or energy <= 0:
         return spans, 1.0
-    change_db = audio_norm_target_dBFS - 10 * math.log10(energy / count)
+    change_db = TARGET_DBFS - 10 * math.log10(energy / count)
     return spans, 10 ** (change_db / 20) if change_db > 0 else 1.0
 
 
@@ -363,105 +363,42 @@ def window_turns(windows: list[Window], labels: Any) -> list[tuple[float, float,
 # --- 3. embeddings --------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=2)
-def load_encoder(device: str = "auto") -> Any:
-    """resemblyzer's VoiceEncoder on `device` ("auto" → CUDA when available), loaded once per process.
-    Raises RuntimeError when the package or its weights are missing."""
-    available, reason = is_available()
-    if not available:
-        raise RuntimeError(f"diarization is unavailable: {reason}")
-    import torch
-
-    with warnings.catch_warnings():  # webrtcvad (imported by resemblyzer) warns about pkg_resources
-        warnings.simplefilter("ignore")
-        from resemblyzer import VoiceEncoder
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return VoiceEncoder(device, verbose=False)
+def load_embedder(device: str = "auto") -> speaker_embedding.Embedder:
+    """The speaker embedding model chosen with `use_embedding` (CAM++ by default) on `device`, loaded once
+    per process. Raises RuntimeError when it cannot be loaded here."""
+    return speaker_embedding.load(_embedding_name, device)
 
 
 def warm_up(device: str = "auto") -> None:
-    """Load the voice encoder and embed one second of silence, so that the first job does not pay for
-    librosa's numba compilation (about 10–20 s in a fresh environment, ~2 s once numba's cache exists).
-    Call it in a worker's parent process before jobs are forked. Raises what load_encoder raises."""
+    """Load the embedding model (or the configured pyannote pipeline) and run it once, so that the first job
+    does not pay for it. Call it in a worker's parent process before jobs are forked. Raises what
+    load_embedder raises."""
     if _pipeline_path is not None:
         from therascript_sessions.transcription.pyannote_backend import load_pipeline
 
         load_pipeline(_pipeline_path, device)
         return
-    import numpy as np
-    import torch
-    from resemblyzer.audio import wav_to_mel_spectrogram
-
-    encoder = load_encoder(device)
-    mel = wav_to_mel_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32))
-    with torch.no_grad():
-        encoder(torch.from_numpy(mel[None]).to(encoder.device))
-
-
-def embed_windows(
-    path: Path, windows: list[Window], device: str = "auto", on_progress: ProgressCallback | None = None
-) -> np.ndarray:
-    """One L2-normalised 256-d embedding per window: shape (len(windows), 256), float32.
-    The audio is decoded at 16 kHz without trimming (resemblyzer's preprocess_wav would shorten silences
-    and shift every timestamp), volume-normalised as resemblyzer does, and windows are embedded in
-    batches of equal length. on_progress gets the fraction of windows embedded, 0..1."""
-    from therascript_sessions.transcription.audio import decode_mono
-
-    return embed_samples(_normalise_volume(decode_mono(path, SAMPLE_RATE)), windows, device, on_progress)
-
-
-def load_samples(path: Path) -> np.ndarray:
-    """The audio of `path` at 16 kHz mono float32, volume-normalised as resemblyzer does, untrimmed."""
-    from therascript_sessions.transcription.audio import decode_mono
-
-    return _normalise_volume(decode_mono(path, SAMPLE_RATE))
-
-
-def embed_samples(
-    samples: np.ndarray, windows: list[Window], device: str = "auto", on_progress: ProgressCallback | None = None
-) -> np.ndarray:
-    """`embed_windows` on already decoded samples (16 kHz, sample 0 at 0 s)."""
-    import numpy as np
-    import torch
-
-    encoder = load_encoder(device)
-    embeddings = np.zeros((len(windows), 256), dtype=np.float32)
-    done = 0
-    for indices, mels in _batches(samples, windows):
-        with torch.no_grad():
-            batch = encoder(torch.from_numpy(mels).to(encoder.device)).cpu().numpy()
-        embeddings[indices] = batch
-        done += len(indices)
-        if on_progress:
-            on_progress(done / len(windows))
-    return embeddings
+    speaker_embedding.warm_up(load_embedder(device))
 
 
 def embed_stream(
     path: Path, windows: list[Window], gain: float = 1.0, device: str = "auto",
     on_progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """`embed_windows`, decoding the audio as a stream (samples × `gain`): only the audio of the run of
-    overlapping windows being embedded is held, so memory does not grow with the recording's length."""
-    return _embed(_streamed_mels(path, windows, gain), len(windows), device, on_progress)
-
-
-def _embed(mels: Iterator[tuple[int, np.ndarray]], count: int, device: str,
-           on_progress: ProgressCallback | None) -> np.ndarray:
+    """One L2-normalised embedding per window, shape (len(windows), the model's dim), float32. The audio is
+    decoded at 16 kHz as a stream (samples × `gain`), untrimmed so that no timestamp moves: only the audio of
+    the run of overlapping windows being embedded is held, so memory does not grow with the recording's
+    length. Windows of equal frame count are embedded in batches. on_progress: fraction embedded, 0..1."""
     import numpy as np
-    import torch
 
-    encoder = load_encoder(device)
-    embeddings = np.zeros((count, 256), dtype=np.float32)
+    embedder = load_embedder(device)
+    embeddings = np.zeros((len(windows), embedder.dim), dtype=np.float32)
     done = 0
-    for indices, batch_mels in _batched(mels):
-        with torch.no_grad():
-            batch = encoder(torch.from_numpy(batch_mels).to(encoder.device)).cpu().numpy()
-        embeddings[indices] = batch
+    for indices, batch in _batched(_streamed_features(embedder, path, windows, gain)):
+        embeddings[indices] = embedder.embed(batch)
         done += len(indices)
         if on_progress:
-            on_progress(done / count)
+            on_progress(done / len(windows))
     return embeddings
 
 
@@ -476,18 +413,19 @@ def _runs_of(windows: list[Window]) -> list[tuple[int, int]]:
     return runs
 
 
-def _run_mels(piece: np.ndarray, windows: list[Window], first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
-    """The mel spectrogram of each window first..last, from `piece` = the audio from windows[first].start_s."""
-    from resemblyzer.audio import wav_to_mel_spectrogram
-
-    mel = wav_to_mel_spectrogram(piece)
+def _run_features(embedder: speaker_embedding.Embedder, piece: np.ndarray, windows: list[Window], first: int,
+                  last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The feature frames of each window first..last, from `piece` = the audio from windows[first].start_s:
+    computed once for the run and sliced, not once per window."""
+    features = embedder.features(piece)
     for position in range(first, last + 1):
         begin = round((windows[position].start_s - windows[first].start_s) * FRAMES_PER_S)
         frames = max(1, round(windows[position].duration_s * FRAMES_PER_S))
-        yield position, _frames(mel, begin, frames)
+        yield position, _frames(features, begin, frames)
 
 
-def _streamed_mels(path: Path, windows: list[Window], gain: float) -> Iterator[tuple[int, np.ndarray]]:
+def _streamed_features(embedder: speaker_embedding.Embedder, path: Path, windows: list[Window],
+                       gain: float) -> Iterator[tuple[int, np.ndarray]]:
     import numpy as np
 
     from therascript_sessions.transcription.audio import stream_mono
@@ -501,75 +439,31 @@ def _streamed_mels(path: Path, windows: list[Window], gain: float) -> Iterator[t
         buffer = np.concatenate([buffer, block * np.float32(gain)])
         while next_run < len(runs) and bounds[next_run][1] <= buffer_start + len(buffer):
             start, stop = bounds[next_run]
-            yield from _run_mels(buffer[start - buffer_start : stop - buffer_start], windows, *runs[next_run])
+            yield from _run_features(embedder, buffer[start - buffer_start : stop - buffer_start], windows,
+                                     *runs[next_run])
             next_run += 1
         keep_from = bounds[next_run][0] if next_run < len(runs) else buffer_start + len(buffer)
         if keep_from > buffer_start:
             buffer, buffer_start = buffer[keep_from - buffer_start :], keep_from
     for run, (start, stop) in zip(runs[next_run:], bounds[next_run:]):  # windows past the end: zero-padded
         piece = _padded(buffer, max(0, start - buffer_start), stop - buffer_start)
-        yield from _run_mels(piece, windows, *run)
+        yield from _run_features(embedder, piece, windows, *run)
 
 
-def _batched(mels: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[list[int], np.ndarray]]:
-    """(window indices, mel spectrograms of shape (batch, frames, 40)) for windows of equal frame count.
+def _batched(features: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(window indices, feature frames of shape (batch, frames, bins)) for windows of equal frame count.
     Memory stays bounded: at most BATCH_SIZE windows per frame count are pending at once."""
     import numpy as np
 
     pending: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for index, mel in mels:
-        group = pending.setdefault(len(mel), [])
-        group.append((index, mel))
+    for index, frames in features:
+        group = pending.setdefault(len(frames), [])
+        group.append((index, frames))
         if len(group) == BATCH_SIZE:
-            yield [i for i, _ in group], np.stack([m for _, m in group])
-            del pending[len(mel)]
+            yield [i for i, _ in group], np.stack([f for _, f in group])
+            del pending[len(frames)]
     for group in pending.values():
-        yield [i for i, _ in group], np.stack([m for _, m in group])
-
-
-def _normalise_volume(samples: np.ndarray) -> np.ndarray:
-    from resemblyzer.audio import normalize_volume
-    from resemblyzer.hparams import audio_norm_target_dBFS
-
-    if not samples.size or not samples.any():
-        return samples
-    return normalize_volume(samples, audio_norm_target_dBFS, increase_only=True)
-
-
-def _batches(samples: np.ndarray, windows: list[Window]) -> Iterator[tuple[list[int], np.ndarray]]:
-    """(window indices, mel spectrograms of shape (batch, frames, 40)) for windows of equal frame count.
-    Memory stays bounded: at most BATCH_SIZE windows per frame count are pending at once."""
-    import numpy as np
-
-    pending: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for index, mel in _window_mels(samples, windows):
-        group = pending.setdefault(len(mel), [])
-        group.append((index, mel))
-        if len(group) == BATCH_SIZE:
-            yield [i for i, _ in group], np.stack([m for _, m in group])
-            del pending[len(mel)]
-    for group in pending.values():
-        yield [i for i, _ in group], np.stack([m for _, m in group])
-
-
-def _window_mels(samples: np.ndarray, windows: list[Window]) -> Iterator[tuple[int, np.ndarray]]:
-    """The mel spectrogram (frames, 40) of each window, computed once per speech region (a run of
-    overlapping windows) and sliced, not once per window."""
-    from resemblyzer.audio import wav_to_mel_spectrogram
-
-    index = 0
-    while index < len(windows):
-        last = index
-        while last + 1 < len(windows) and windows[last + 1].start_s < windows[last].end_s:
-            last += 1
-        first_sample = int(windows[index].start_s * SAMPLE_RATE)
-        stop_sample = max(int(windows[last].end_s * SAMPLE_RATE), first_sample + 1)
-        mel = wav_to_mel_spectrogram(_padded(samples, first_sample, stop_sample))
-        for position in range(index, last + 1):
-            begin = round((windows[position].start_s - windows[index].start_s) * FRAMES_PER_S)
-            frames = max(1, round(windows[position].duration_s * FRAMES_PER_S))
-            yield position, _frames(mel, begin, frames)
-        index = last + 1
+        yield [i for i, _ in group], np.stack([f for _, f in group])
 
 
 def _padded(samples: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -580,11 +474,11 @@ def _padded(samples: np.ndarray, start: int, stop: int) -> np.ndarray:
     return piece if len(piece) == stop - start else np.pad(piece, (0, stop - start - len(piece)))
 
 
-def _frames(mel: np.ndarray, begin: int, frames: int) -> np.ndarray:
-    """mel[begin:begin + frames], zero-padded to exactly `frames` rows when it runs past the end."""
+def _frames(features: np.ndarray, begin: int, frames: int) -> np.ndarray:
+    """features[begin:begin + frames], zero-padded to exactly `frames` rows when it runs past the end."""
     import numpy as np
 
-    piece = mel[begin : begin + frames]
+    piece = features[begin : begin + frames]
     return piece if len(piece) == frames else np.pad(piece, ((0, frames - len(piece)), (0, 0)))
 
 
@@ -676,7 +570,7 @@ def resegment(embeddings: np.ndarray, windows: list[Window], labels: np.ndarray)
 def _centroids(
     embeddings: np.ndarray, labels: np.ndarray, count: int, fallback: np.ndarray | None = None
 ) -> np.ndarray:
-    """L2-normalised mean embedding per cluster, shape (count, 256); an empty cluster keeps its fallback."""
+    """L2-normalised mean embedding per cluster, shape (count, dim); an empty cluster keeps its fallback."""
     import numpy as np
 
     centroids = np.zeros((count, embeddings.shape[1]), dtype=np.float32)
