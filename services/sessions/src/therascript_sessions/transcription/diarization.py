@@ -47,7 +47,6 @@ REGION_GAP_S = 0.4
 MIN_WINDOW_S = 0.2
 MIN_RELIABLE_S = 1.0
 MAX_CLUSTERED = 2000
-BATCH_SIZE = 128
 SHORT_RUN_WORDS = 2
 SHORT_RUN_S = 0.5
 ISOLATED_GAP_S = 1.0
@@ -394,7 +393,7 @@ def embed_stream(
     embedder = load_embedder(device)
     embeddings = np.zeros((len(windows), embedder.dim), dtype=np.float32)
     done = 0
-    for indices, batch in _batched(_streamed_features(embedder, path, windows, gain)):
+    for indices, batch in _batched(_streamed_features(embedder, path, windows, gain), embedder.batch_size):
         embeddings[indices] = embedder.embed(batch)
         done += len(indices)
         if on_progress:
@@ -450,16 +449,16 @@ def _streamed_features(embedder: speaker_embedding.Embedder, path: Path, windows
         yield from _run_features(embedder, piece, windows, *run)
 
 
-def _batched(features: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[list[int], np.ndarray]]:
+def _batched(features: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[tuple[list[int], np.ndarray]]:
     """(window indices, feature frames of shape (batch, frames, bins)) for windows of equal frame count.
-    Memory stays bounded: at most BATCH_SIZE windows per frame count are pending at once."""
+    Memory stays bounded: at most `size` windows per frame count are pending at once."""
     import numpy as np
 
     pending: dict[int, list[tuple[int, np.ndarray]]] = {}
     for index, frames in features:
         group = pending.setdefault(len(frames), [])
         group.append((index, frames))
-        if len(group) == BATCH_SIZE:
+        if len(group) == size:
             yield [i for i, _ in group], np.stack([f for _, f in group])
             del pending[len(frames)]
     for group in pending.values():
