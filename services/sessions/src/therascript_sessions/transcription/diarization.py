@@ -10,7 +10,8 @@ Method (issue 2, measured and revised in issue 11 with bench/quality.py on real 
    cut confusion 0.135 → 0.037 against resemblyzer's 256-d VoiceEncoder, which stays selectable).
 4. AgglomerativeClustering (cosine, average linkage) on the windows of at least MIN_RELIABLE_S (at most
    MAX_CLUSTERED of them) into `num_speakers` clusters — or, when it is None, into the count estimated by
-   cutting the dendrogram at COUNT_THRESHOLD (clusters under MIN_CLUSTER_SHARE of the windows not counted);
+   cutting the dendrogram at the model's count_threshold (clusters under MIN_CLUSTER_SHARE of the windows not
+   counted);
    then every window goes to the nearest cluster centroid (two k-means steps).
 5. Resegmentation: Viterbi over the windows in time order (an HMM with one state per cluster, emissions from
    the cosine similarity to each centroid, a penalty per speaker change) removes isolated flips.
@@ -62,7 +63,6 @@ HMM_SHARPNESS = 20.0
 HMM_SWITCH_PENALTY = 6.0
 LINKAGE = "average"
 SMOOTH_WORDS = False
-COUNT_THRESHOLD = 0.35
 STREAM_BLOCK_S = 60.0
 KEEP_SHARE = 0.3
 MAX_REGION_S = 60.0
@@ -174,7 +174,7 @@ def diarize(
     speech, gain = scan_audio(path)
     windows = plan_windows(split_long(merge_spans(speech, words)), WINDOW_S, HOP_S)
     embeddings = embed_stream(path, windows, gain, device, lambda done: progress(0.9 * done))
-    clustered = cluster_windows(embeddings, windows, num_speakers)
+    clustered = cluster_windows(embeddings, windows, num_speakers, load_embedder(device).count_threshold)
     window_labels = resegment(embeddings, windows, clustered) if RESEGMENT else clustered
     if num_speakers is not None:  # resegmentation may swallow a small cluster: give it back its windows
         window_labels = _restore_lost(clustered, window_labels)
@@ -484,7 +484,8 @@ def _frames(features: np.ndarray, begin: int, frames: int) -> np.ndarray:
 # --- 4. clustering --------------------------------------------------------------------------------------
 
 
-def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers: int | None) -> np.ndarray:
+def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers: int | None,
+                    count_threshold: float = speaker_embedding.CamPlusPlus.count_threshold) -> np.ndarray:
     """A cluster number (0..num_speakers-1) per window, shape (len(windows),).
 
     Agglomerative clustering (cosine distance, average linkage; MODELS.md) runs on the reliable windows
@@ -504,7 +505,7 @@ def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers:
         chosen = np.arange(len(windows))
     chosen = chosen[:: math.ceil(len(chosen) / MAX_CLUSTERED)]
     if num_speakers is None:
-        count = estimate_speakers(embeddings[chosen])
+        count = estimate_speakers(embeddings[chosen], count_threshold)
         if count < 2:
             return np.zeros(len(windows), dtype=int)
     clustering = AgglomerativeClustering(n_clusters=count, metric="cosine", linkage=LINKAGE)
@@ -523,16 +524,17 @@ def cluster_windows(embeddings: np.ndarray, windows: list[Window], num_speakers:
     return labels
 
 
-def estimate_speakers(embeddings: np.ndarray, max_speakers: int = MAX_SPEAKERS) -> int:
+def estimate_speakers(embeddings: np.ndarray, threshold: float = speaker_embedding.CamPlusPlus.count_threshold,
+                      max_speakers: int = MAX_SPEAKERS) -> int:
     """How many speakers the embeddings hold (1..max_speakers): agglomerative clustering (cosine, LINKAGE)
-    cut at distance COUNT_THRESHOLD, counting only the clusters that hold at least MIN_CLUSTER_SHARE of the
-    windows (stray windows — noise, laughter, overlap — are not speakers)."""
+    cut at cosine distance `threshold` (the embedding model's count_threshold), counting only the clusters that
+    hold at least MIN_CLUSTER_SHARE of the windows (stray windows — noise, laughter, overlap — are not speakers)."""
     import numpy as np
     from sklearn.cluster import AgglomerativeClustering
 
     if len(embeddings) < 2:
         return 1
-    labels = AgglomerativeClustering(n_clusters=None, distance_threshold=COUNT_THRESHOLD, metric="cosine",
+    labels = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
                                      linkage=LINKAGE).fit_predict(embeddings)
     sizes = np.bincount(labels)
     speakers = int(np.sum(sizes >= max(2, MIN_CLUSTER_SHARE * len(embeddings))))
