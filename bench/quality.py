@@ -161,6 +161,10 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
         result(f"DER ±0.25 s pyannote clips ({tag})", round(overall[("DER", 0.25, False)], 4), "ratio",
                goal="<= 0.15" if mode == "oracle" else None, note="overlap scored; diarization turns")
         result(f"DER collar 0 pyannote clips ({tag})", round(overall[("DER", 0.0, False)], 4), "ratio")
+        result(f"DER ±0.25 s pyannote clips, overlap not scored ({tag})", round(overall[("DER", 0.25, True)], 4),
+               "ratio", note="one label per moment: the part a single-speaker-per-word transcript can get right")
+        result(f"DER ±0.25 s of the words' speakers ({tag})", round(words_overall[("DER", 0.25, False)], 4), "ratio",
+               note="turns made of the labelled words alone: what the paragraphs show")
         result(f"JER ±0.25 s pyannote clips ({tag})", round(overall[("JER", 0.25, False)], 4), "ratio")
         result(f"pipeline speed ({tag})", round(totals["audio_s"] / pipeline_s, 2), "x real time", goal=">= 15",
                note="wall clock on this (possibly shared) machine")
