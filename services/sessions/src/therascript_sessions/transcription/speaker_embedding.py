@@ -150,7 +150,7 @@ class CamPlusPlus(Embedder):
         if len(samples) < KALDI_MIN_SAMPLES:
             samples = np.pad(samples, (0, KALDI_MIN_SAMPLES - len(samples)))
         # Kaldi's scale is 16-bit samples; the log offset this changes is removed by the mean normalisation
-        bank.accept_waveform(SAMPLE_RATE, (np.asarray(samples, dtype=np.float32) * 32768.0).tolist())
+        bank.accept_waveform(SAMPLE_RATE, np.asarray(samples, dtype=np.float32) * np.float32(32768.0))
         bank.input_finished()
         return np.array([bank.get_frame(i) for i in range(bank.num_frames_ready)], dtype=np.float32)
 
