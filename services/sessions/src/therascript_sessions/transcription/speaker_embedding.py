@@ -86,17 +86,17 @@ def _files(name: str) -> ModelFiles:
 
 class Embedder:
     """One model: `features` turns audio into frames, `embed` turns equal-length frame windows into
-    L2-normalised vectors. Subclasses set `dim` and implement `_features` and `_vectors`."""
+    L2-normalised vectors. Subclasses set the class attributes and implement `features` and `_vectors`."""
 
-    name = ""
-    dim = 0
-    batch_size = 1  # windows per forward pass: bounds the activations held at once
-    count_threshold = 0.5  # cosine distance at which the speaker count estimate stops merging clusters
+    name: str
+    dim: int
+    batch_size: int  # windows per forward pass: bounds the activations held at once
+    count_threshold: float  # cosine distance at which the speaker count estimate stops merging clusters
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """Feature frames of `samples` (16 kHz mono float32 in [-1, 1]): shape (frames, bins), float32, frame i
         starting at i / FRAMES_PER_S seconds."""
-        return self._features(samples)
+        raise NotImplementedError
 
     def embed(self, windows: np.ndarray) -> np.ndarray:
         """One L2-normalised vector per window: `windows` (batch, frames, bins) from `features` → (batch, dim)."""
@@ -105,9 +105,6 @@ class Embedder:
         vectors = self._vectors(windows)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-    def _features(self, samples: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
     def _vectors(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -138,7 +135,7 @@ class CamPlusPlus(Embedder):
         self._model.load_state_dict(torch.load(weights, map_location=self._device, weights_only=True))
         self._model.to(self._device).eval()
 
-    def _features(self, samples: np.ndarray) -> np.ndarray:
+    def features(self, samples: np.ndarray) -> np.ndarray:
         import kaldi_native_fbank as knf
         import numpy as np
 
@@ -176,7 +173,7 @@ class Resemblyzer(Embedder):
             from resemblyzer import VoiceEncoder
         self._encoder = VoiceEncoder(device, verbose=False)
 
-    def _features(self, samples: np.ndarray) -> np.ndarray:
+    def features(self, samples: np.ndarray) -> np.ndarray:
         from resemblyzer.audio import wav_to_mel_spectrogram
 
         return wav_to_mel_spectrogram(samples)
