@@ -97,8 +97,9 @@ rc=0
 trap 'down; report' EXIT
 phase up compose up -d || rc=$?
 if [ $rc -eq 0 ]; then
+  # --token=VALUE, not "--token VALUE": one token in 64 starts with "-" and argparse then reads it as an option
   phase smoke .venv/bin/python deploy/ci/smoke.py --base-url "http://127.0.0.1:$THERASCRIPT_HTTP_PORT/api" \
-    --token "$THERASCRIPT_API_TOKEN" || rc=$?
+    --token="$THERASCRIPT_API_TOKEN" || rc=$?
 fi
 if [ $rc -ne 0 ]; then
   logs_on_failure
