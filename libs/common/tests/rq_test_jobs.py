@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def write_after(path: str, seconds: float) -> str:
-    """Sleeps `seconds`, then writes "done" to `path` (a job that is mid-way when the test kills Redis)."""
+    """Writes "started" to `path`.started, sleeps `seconds`, then writes "done" to `path` (a job that is mid-way
+    when the test kills Redis)."""
+    Path(f"{path}.started").write_text("started")
     time.sleep(seconds)
     Path(path).write_text("done")
     return "done"
