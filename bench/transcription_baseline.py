@@ -1,8 +1,8 @@
 """Transcription cost of our pipeline against the bare libraries on the same file (issue 2: goal ≤ 1.10×).
 
-(a) bare: faster-whisper with the same model and settings, then one speaker embedding (the same model as
-    ours, CAM++ by default) per Whisper segment and AgglomerativeClustering — the least a script could do to
-    get speaker-labelled text.
+(a) bare: faster-whisper with the same model and settings (batched as ours when batch_size > 0), then one
+    speaker embedding (the same model as ours, CAM++ by default) per Whisper segment and
+    AgglomerativeClustering — the least a script could do to get speaker-labelled text.
 (b) ours: asr.transcribe + diarization.assign_speakers (per-word, smoothed) + paragraphs.build_paragraphs.
 
 Models are loaded and warmed up before timing (a worker keeps them loaded); each figure is the median
@@ -41,15 +41,18 @@ def bare_pipeline_seconds(path: Path, num_speakers: int, config: asr.AsrConfig |
     """Wall time (s) of bare faster-whisper + one speaker embedding per segment + clustering on `path`.
     Uses the already loaded Whisper model and embedding model (as a warm worker would)."""
     import numpy as np
-    from faster_whisper import decode_audio
+    from faster_whisper import BatchedInferencePipeline, decode_audio
     from sklearn.cluster import AgglomerativeClustering
 
     config = config or asr.AsrConfig()
     model, embedder = asr.load_model(config), diarization.load_embedder("auto")
     started = time.perf_counter()
-    segments, _ = model.transcribe(str(path), beam_size=config.beam_size, language=config.language,
-                                   vad_filter=config.vad_filter, word_timestamps=True,
-                                   condition_on_previous_text=config.condition_on_previous_text)
+    options = {"beam_size": config.beam_size, "language": config.language, "vad_filter": config.vad_filter,
+               "word_timestamps": True, "condition_on_previous_text": config.condition_on_previous_text}
+    if config.batch_size > 0 and config.vad_filter:  # the same decoding as ours
+        segments, _ = BatchedInferencePipeline(model).transcribe(str(path), batch_size=config.batch_size, **options)
+    else:
+        segments, _ = model.transcribe(str(path), **options)
     segments = list(segments)
     samples = decode_audio(str(path), sampling_rate=16000)
     embeddings = np.concatenate([embedder.embed(embedder.features(samples[int(s.start * 16000) : int(s.end * 16000)])[None])

@@ -104,7 +104,7 @@ class ReadinessReporter:
 def asr_config_from(settings: SessionsSettings) -> asr.AsrConfig:
     """The ASR configuration from settings; the packaged tiny.en model unless SESSIONS_WHISPER_MODEL is set."""
     config = asr.AsrConfig(device=settings.whisper_device, compute_type=settings.whisper_compute_type,
-                           cpu_threads=settings.whisper_cpu_threads)
+                           cpu_threads=settings.whisper_cpu_threads, batch_size=settings.whisper_batch_size)
     return replace(config, model=settings.whisper_model) if settings.whisper_model else config
 
 

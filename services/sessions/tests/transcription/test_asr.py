@@ -124,3 +124,16 @@ def test_a_window_ends_at_the_quietest_moment():
     samples = np.ones(16000 * 10, dtype=np.float32)
     samples[16000 * 7 : 16000 * 7 + 1600] = 0.0  # 0.1 s of silence at 7.0 s
     assert quiet_cut(samples, 16000 * 5, 16000 * 9) == 16000 * 7 + 800
+
+
+def test_sequential_decoding_gives_the_words_of_batched_decoding(dialogue, dialogue_asr):
+    """batch_size=0 (Whisper's sequential loop) and the default batched pipeline hear the same dialogue, so
+    either setting can be chosen by an operator without changing the transcript."""
+    import difflib
+
+    assert AsrConfig().batch_size > 0  # the default decodes the VAD's segments in batches
+    sequential = transcribe(dialogue[0], AsrConfig(batch_size=0))
+    batched = [w.text.strip(" .,?!").lower() for w in dialogue_asr[0].words]
+    spoken = [w.text.strip(" .,?!").lower() for w in sequential.words]
+    assert difflib.SequenceMatcher(a=batched, b=spoken, autojunk=False).ratio() >= 0.9
+    assert words_match(spoken_text(dialogue[1]), "".join(w.text for w in sequential.words)) >= 0.8

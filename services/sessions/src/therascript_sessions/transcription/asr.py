@@ -52,6 +52,12 @@ class AsrConfig:
     beam_size: beam search width (5 is Whisper's usual setting).
     vad_filter: skip non-speech with Silero VAD before decoding.
     condition_on_previous_text: feed the previous segment's text as prompt (off: fewer loops).
+    batch_size: speech segments (from the VAD, up to 30 s each) decoded together by faster-whisper's
+        BatchedInferencePipeline; 0 decodes them one after another (Whisper's own sequential loop). Batched
+        needs vad_filter. 8 took 0.53-0.64 of sequential's time on 2 CPU cores (the 5 LibriVox + 14 pyannote
+        clips; 4: 0.59, 16: 0.67) at the same LibriVox WER (0.042), and batching is what a GPU is for. It
+        decodes without timestamp tokens and without the temperature fallback, so a loop is bounded by one
+        segment's 448 tokens.
     language: ISO code ("en") or None to detect it (English-only models always give "en").
     """
 
@@ -63,6 +69,7 @@ class AsrConfig:
     vad_filter: bool = True
     condition_on_previous_text: bool = False
     language: str | None = None
+    batch_size: int = 8
 
 
 @dataclass
@@ -237,14 +244,15 @@ def _transcribe_window(
     and segments with times in seconds of the whole recording. Returns the language (detected on the first
     window when the config leaves it open, then kept for the others)."""
     start_s = offset / SAMPLE_RATE
-    segments_iter, info = model.transcribe(
-        samples,
-        beam_size=config.beam_size,
-        language=language,
-        vad_filter=config.vad_filter,
-        condition_on_previous_text=config.condition_on_previous_text,
-        word_timestamps=True,
-    )
+    options = {"beam_size": config.beam_size, "language": language, "vad_filter": config.vad_filter,
+               "condition_on_previous_text": config.condition_on_previous_text, "word_timestamps": True}
+    if config.batch_size > 0 and config.vad_filter:
+        from faster_whisper import BatchedInferencePipeline
+
+        segments_iter, info = BatchedInferencePipeline(model).transcribe(samples, batch_size=config.batch_size,
+                                                                          **options)
+    else:
+        segments_iter, info = model.transcribe(samples, **options)
     for segment in segments_iter:  # decoding happens lazily, segment by segment
         segments.append((start_s + float(segment.start), start_s + float(segment.end), segment.text.strip()))
         words.extend(_segment_words(segment, start_s))
