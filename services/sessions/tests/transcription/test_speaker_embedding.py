@@ -54,6 +54,21 @@ def test_campplus_is_the_default_and_the_model_diarization_loads():
     assert diarization.load_embedder("cpu").name == "campplus"
 
 
+@pytest.mark.parametrize("frames", [20, 150, 613])
+def test_campplus_on_onnx_runtime_gives_torchs_vectors(frames):
+    """On CPU, CAM++ runs as an ONNX Runtime session exported from the torch model: the same vectors (to
+    float32 rounding) for every window length, as the export traced one length only."""
+    import torch
+
+    embedder = speaker_embedding.load("campplus", "cpu")
+    assert embedder._session is not None  # the CPU path is ONNX Runtime
+    windows = np.random.default_rng(frames).normal(0, 3, (3, frames, 80)).astype(np.float32)
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    with torch.no_grad():
+        expected = embedder._model(torch.from_numpy(centred)).numpy()
+    assert np.abs(embedder._vectors(windows) - expected).max() < 1e-3 * np.abs(expected).max()
+
+
 def test_a_window_shorter_than_one_kaldi_frame_still_has_features():
     embedder = speaker_embedding.load("campplus", "cpu")
     assert embedder.features(np.zeros(100, dtype=np.float32)).shape == (1, 80)
