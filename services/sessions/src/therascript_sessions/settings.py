@@ -40,7 +40,7 @@ class SessionsSettings(ServiceSettings):
     whisper_device: str = "auto"
     whisper_compute_type: str = "default"
     whisper_cpu_threads: int = 0
-    whisper_batch_size: int = Field(default=8, ge=0)  # speech segments decoded together; 0 = sequential (asr.AsrConfig)
+    whisper_batch_size: int = Field(default=4, ge=0)  # speech segments decoded together; 0 = sequential (asr.AsrConfig)
     diarization_pipeline: str = ""        # a local pyannote.audio pipeline (folder or config.yaml); "" = built-in
     speaker_embedding: str = "campplus"   # the built-in method's embedding model: "campplus" or "resemblyzer"
 

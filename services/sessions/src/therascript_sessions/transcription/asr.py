@@ -54,10 +54,12 @@ class AsrConfig:
     condition_on_previous_text: feed the previous segment's text as prompt (off: fewer loops).
     batch_size: speech segments (from the VAD, up to 30 s each) decoded together by faster-whisper's
         BatchedInferencePipeline; 0 decodes them one after another (Whisper's own sequential loop). Batched
-        needs vad_filter. 8 took 0.53-0.64 of sequential's time on 2 CPU cores (the 5 LibriVox + 14 pyannote
-        clips; 4: 0.59, 16: 0.67) at the same LibriVox WER (0.042), and batching is what a GPU is for. It
-        decodes without timestamp tokens and without the temperature fallback, so a loop is bounded by one
-        segment's 448 tokens.
+        needs vad_filter. On 2 CPU cores (bench/quality.py's clips, interleaved): 4 took 0.59 of sequential's
+        time on the 30 s clips (8: 0.53, 16: 0.67) at the same LibriVox WER (0.042), and 48x real time vs
+        19.7x on an hour of meeting audio. Each segment in a batch holds its encoder's attention (tiny.en:
+        ~54 MB per segment), so 4, not 8: the ASR's peak RSS on 60 min was 830 MiB at 4, 1208 at 8, ~500
+        sequential. It decodes without timestamp tokens and without the temperature fallback, so a loop is
+        bounded by one segment's 448 tokens.
     language: ISO code ("en") or None to detect it (English-only models always give "en").
     """
 
@@ -69,7 +71,7 @@ class AsrConfig:
     vad_filter: bool = True
     condition_on_previous_text: bool = False
     language: str | None = None
-    batch_size: int = 8
+    batch_size: int = 4
 
 
 @dataclass
