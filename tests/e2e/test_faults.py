@@ -510,7 +510,9 @@ def test_service_killed_under_load_clients_retry_and_nothing_is_lost(fault_syste
 
 def test_transcriber_killed_mid_job_the_session_ends_completed_or_failed(fault_system, load, http, tmp_path) -> None:
     recording = tmp_path / "long.wav"
-    script = TWO_SPEAKER_SCRIPT   # ~30 s of audio (half of it was transcribed before a 0.1 s poll saw it running)
+    # ~4 min of audio: the ASR decodes the VAD's speech in batches of up to 4 x 30 s and reports progress once per
+    # batch, so 30 s (one batch) went from 2 % straight to done before a 0.1 s poll saw it past 3 %.
+    script = TWO_SPEAKER_SCRIPT * 8
     make_dialogue(recording, script)
     mark = time.monotonic()
     body = upload_probe(http, recording.read_bytes())
