@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from therascript_sessions.transcription import speaker_embedding
+from therascript_sessions.transcription import overlap, speaker_embedding
 from therascript_sessions.transcription.asr import Word
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -63,6 +63,9 @@ HMM_SHARPNESS = 20.0
 HMM_SWITCH_PENALTY = 6.0
 LINKAGE = "average"
 SMOOTH_WORDS = False
+OVERLAP = True
+"""Add a second speaker's turn where segmentation-3.0 hears two at once (overlap.py); skipped when its model is
+not installed. Turns only: words keep one speaker."""
 STREAM_BLOCK_S = 60.0
 KEEP_SHARE = 0.3
 MAX_REGION_S = 60.0
@@ -171,7 +174,8 @@ def diarize(
         labelled = [replace(word, speaker=speaker_label(0)) for word in words]
         spans = speech_regions(words)
         return Diarization([(r.start_s, r.end_s, speaker_label(0)) for r in spans], labelled)
-    speech, gain = scan_audio(path)
+    detector = overlap.OverlapDetector() if OVERLAP and overlap.is_available()[0] else None
+    speech, gain = scan_audio(path, detector)
     windows = plan_windows(split_long(merge_spans(speech, words)), WINDOW_S, HOP_S)
     embeddings = embed_stream(path, windows, gain, device, lambda done: progress(0.9 * done))
     clustered = cluster_windows(embeddings, windows, num_speakers, load_embedder(device).count_threshold)
@@ -184,6 +188,8 @@ def diarize(
         labels = smooth_turns(words, labels)
     if num_speakers is not None:
         labels = _keep_every_cluster(words, labels, windows, window_labels)
+    if detector is not None:  # after the words' vote: each word keeps the one speaker of its turn
+        turns = overlap.add_second_speaker(turns, detector.regions())
     order: dict[int, int] = {}
     for label in labels + [t[2] for t in turns]:
         order.setdefault(label, len(order))
@@ -296,8 +302,9 @@ def vad_spans(samples: np.ndarray, offset_s: float = 0.0) -> list[tuple[float, f
             for t in get_speech_timestamps(samples, options)]
 
 
-def scan_audio(path: Path) -> tuple[list[tuple[float, float]], float]:
-    """One streamed pass over the audio (blocks of STREAM_BLOCK_S): the VAD's speech spans, and the gain that
+def scan_audio(path: Path, detector: overlap.OverlapDetector | None = None) -> tuple[list[tuple[float, float]], float]:
+    """One streamed pass over the audio (blocks of STREAM_BLOCK_S), each block also fed to `detector` when given:
+    the VAD's speech spans, and the gain that
     brings the whole recording to TARGET_DBFS (only ever raised, as resemblyzer's normalize_volume does;
     CAM++'s mean-normalised filterbanks do not depend on it). Memory: one block. Raises FileNotFoundError /
     ValueError as audio.stream_mono."""
@@ -307,6 +314,8 @@ def scan_audio(path: Path) -> tuple[list[tuple[float, float]], float]:
     energy, count = 0.0, 0
     for block in stream_mono(path, STREAM_BLOCK_S, SAMPLE_RATE):
         spans.extend(vad_spans(block, count / SAMPLE_RATE))
+        if detector is not None:
+            detector.feed(block)
         energy += float((block.astype("float64") ** 2).sum())
         count += len(block)
     if not count or energy <= 0:
