@@ -378,7 +378,8 @@ def load_embedder(device: str = "auto") -> speaker_embedding.Embedder:
 
 
 def warm_up(device: str = "auto") -> None:
-    """Load the embedding model (or the configured pyannote pipeline) and run it once, so that the first job
+    """Load the embedding model and the overlap detector's (or the configured pyannote pipeline) and run them
+    once, so that the first job
     does not pay for it. Call it in a worker's parent process before jobs are forked. Raises what
     load_embedder raises."""
     if _pipeline_path is not None:
@@ -387,6 +388,8 @@ def warm_up(device: str = "auto") -> None:
         load_pipeline(_pipeline_path, device)
         return
     speaker_embedding.warm_up(load_embedder(device))
+    if OVERLAP and overlap.is_available()[0]:
+        overlap.warm_up()
 
 
 def embed_stream(

