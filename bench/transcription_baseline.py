@@ -41,18 +41,13 @@ def bare_pipeline_seconds(path: Path, num_speakers: int, config: asr.AsrConfig |
     """Wall time (s) of bare faster-whisper + one speaker embedding per segment + clustering on `path`.
     Uses the already loaded Whisper model and embedding model (as a warm worker would)."""
     import numpy as np
-    from faster_whisper import BatchedInferencePipeline, decode_audio
+    from faster_whisper import decode_audio
     from sklearn.cluster import AgglomerativeClustering
 
     config = config or asr.AsrConfig()
     model, embedder = asr.load_model(config), diarization.load_embedder("auto")
     started = time.perf_counter()
-    options = {"beam_size": config.beam_size, "language": config.language, "vad_filter": config.vad_filter,
-               "word_timestamps": True, "condition_on_previous_text": config.condition_on_previous_text}
-    if config.batch_size > 0 and config.vad_filter:  # the same decoding as ours
-        segments, _ = BatchedInferencePipeline(model).transcribe(str(path), batch_size=config.batch_size, **options)
-    else:
-        segments, _ = model.transcribe(str(path), **options)
+    segments, _ = asr.decode(model, config, str(path), config.language)  # the same decoding as ours
     segments = list(segments)
     samples = decode_audio(str(path), sampling_rate=16000)
     embeddings = np.concatenate([embedder.embed(embedder.features(samples[int(s.start * 16000) : int(s.end * 16000)])[None])

