@@ -111,10 +111,13 @@ def test_windowed_transcription_keeps_every_word(dialogue, dialogue_asr, monkeyp
     expected = [w.text.strip(" .,?!").lower() for w in whole.words]
     import difflib
 
+    # A lost or repeated window moves 10-20 words. Restarting tiny.en at a cut moves a few: over six renderings of
+    # this dialogue that differed only in sox's dither noise (before dialogue.py fixed its seed), the windowed pass
+    # had 0-4 words fewer than the whole one (87) and matched it at 0.906-0.953, so bounds of 5 words and 0.85.
     both = f"windows at {windows}:\n{' '.join(expected)}\n{' '.join(spoken)}"
-    assert len(spoken) == pytest.approx(len(expected), abs=2), f"{len(spoken)} vs {len(expected)} words, {both}"
+    assert len(spoken) == pytest.approx(len(expected), abs=5), f"{len(spoken)} vs {len(expected)} words, {both}"
     ratio = difflib.SequenceMatcher(a=expected, b=spoken, autojunk=False).ratio()
-    assert ratio >= 0.9, f"match {ratio:.3f}, {both}"
+    assert ratio >= 0.85, f"match {ratio:.3f}, {both}"
     assert windowed.words[-1].end_s > whole.duration_s - 6.0  # the later windows are shifted, not restarted at 0
 
 
