@@ -21,6 +21,8 @@ Printed:
   be shared: wall figures then understate), and the process's peak RSS.
 - DER is scored on the diarization's turns (`diarization.diarize`), and again on turns made of the labelled
   words alone (what the paragraphs show).
+- Floors: the DER of the reference itself cut to at most 1 (and 2) speakers at a time — what a perfect
+  diarization that labels one speaker per moment (or two, as segmentation-3.0 can) would still score.
 - `--memory 1,10,30,60`: peak RSS of the whole pipeline, in a fresh process per length, on N minutes of audio
   made by concatenating the pyannote clips (4 speakers).
 
@@ -180,6 +182,37 @@ def der_section(config: asr.AsrConfig, only: set[str] | None, auto: bool) -> dic
     return out
 
 
+def speaker_limit_floor(clips: list, most: int, step_s: float = 0.01) -> float:
+    """DER ±0.25 s of each clip's reference turns cut to at most `most` speakers at any moment (on a `step_s`
+    grid; where more talk, those already talking keep the floor): the lowest DER reachable by a diarization
+    that never outputs more than `most` speakers at once."""
+    score = real_speech.DiarizationScore()
+    for clip in clips:
+        frames = round(max((end for _, end, _ in clip.turns), default=0.0) / step_s) + 1
+        active = [set() for _ in range(frames)]
+        for start, end, speaker in clip.turns:
+            for frame in range(round(start / step_s), round(end / step_s)):
+                active[frame].add(speaker)
+        kept: set = set()
+        turns = []
+        for frame, talking in enumerate(active):
+            kept = set(sorted(kept & talking) + sorted(talking - kept)[: max(0, most - len(kept & talking))])
+            turns.extend((frame * step_s, (frame + 1) * step_s, speaker) for speaker in kept)
+        score.add(clip, turns)
+    return score.totals()[("DER", 0.25, False)]
+
+
+def floor_section(only: set[str] | None) -> dict:
+    clips = [c for c in real_speech.diarization_clips() if not only or c.uri in only]
+    floors = {most: speaker_limit_floor(clips, most) for most in (1, 2)}
+    print("\nFloors (the reference itself, at most N speakers at a time): DER ±0.25 s "
+          + "   ".join(f"N={most}: {value:.3f}" for most, value in floors.items()))
+    for most, value in floors.items():
+        result(f"DER floor, at most {most} speaker(s) at a time", round(value, 4), "ratio",
+               note="the reference cut to that many speakers per moment")
+    return {str(most): value for most, value in floors.items()}
+
+
 # --- memory with length ---------------------------------------------------------------------------------
 
 
@@ -265,7 +298,9 @@ def main() -> None:
     if not args.no_wer:
         results["wer"] = wer_section(config)
     if not args.no_der:
-        results["der"] = der_section(config, set(args.clips.split(",")) if args.clips else None, args.auto)
+        only = set(args.clips.split(",")) if args.clips else None
+        results["der"] = der_section(config, only, args.auto)
+        results["floors"] = floor_section(only)
     if args.memory:
         results["memory"] = memory_section([int(m) for m in args.memory.split(",")])
     out = ROOT / "bench" / "results" / f"quality-{time.strftime('%Y%m%d-%H%M%S')}.json"
